@@ -1,0 +1,82 @@
+"""Detect throughput and peak memory on simulated data read from Parquet.
+
+Usage:  python benchmarks/bench_detect.py --events 1000000 [--events 10000000] [--workdir /tmp/ik-bench]
+
+For each size it simulates 30 days over 4 regions (cached in --workdir), ingests them into a
+Parquet lake (not timed), then runs ``run_detect`` on the lake in a fresh subprocess and
+prints events/s and the child's peak RSS. Figures only: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+EVENTS_PER_SCALE_DAY = 100_000  # the simulator's scale 1.0 is about 100k events a day
+
+CHILD = r"""
+import json, resource, sys, time
+from insights_kit.detect import run_detect
+lake, out = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+summary = run_detect([lake], out, progress=False)
+elapsed = time.perf_counter() - t0
+peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": elapsed, "events": summary["records"]["analysed"], "peak_mib": peak_kib / 1024,
+                  "insights": summary["totals"]["insights"]}))
+"""
+
+
+def prepare(workdir: Path, events: int, days: int) -> Path:
+    from insights_kit.ingest import run_ingest
+    from insights_kit.simulate import simulate
+
+    scale = events / (EVENTS_PER_SCALE_DAY * days)
+    sim = workdir / f"sim-{events}"
+    lake = workdir / f"lake-{events}"
+    if not (lake / "events").exists():
+        if not (sim / "labels.json").exists():
+            t0 = time.perf_counter()
+            result = simulate(sim, days=days, seed=3, scale=scale, progress=False)
+            print(f"  simulated {result.events:,} events in {time.perf_counter() - t0:.1f} s", flush=True)
+        t0 = time.perf_counter()
+        run_ingest([sim], lake, progress=False)
+        print(f"  ingested into {lake} in {time.perf_counter() - t0:.1f} s", flush=True)
+    return lake
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, action="append", help="approximate events (repeatable)")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/insights-kit-bench"))
+    args = parser.parse_args()
+    sizes = args.events or [1_000_000]
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for size in sizes:
+        print(f"size {size:,}:", flush=True)
+        lake = prepare(args.workdir, size, args.days)
+        out = args.workdir / f"out-{size}"
+        done = subprocess.run([sys.executable, "-c", CHILD, str(lake), str(out)], capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(done.stderr)
+        figures = json.loads(done.stdout.strip().splitlines()[-1])
+        rate = figures["events"] / figures["seconds"]
+        rows.append((figures["events"], figures["seconds"], rate, figures["peak_mib"], figures["insights"]))
+        print(
+            f"  detect: {figures['events']:,} events in {figures['seconds']:.1f} s = {rate:,.0f} events/s, "
+            f"peak RSS {figures['peak_mib']:,.0f} MiB; insights {figures['insights']}",
+            flush=True,
+        )
+    if len(rows) > 1:
+        (e0, s0, *_), (e1, s1, *_) = rows[0], rows[-1]
+        print(f"cost growth: {e1 / e0:.1f}x events took {s1 / s0:.1f}x time")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+"""insights-kit: offline ActionTrail Insights for management events."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,185 @@
+"""One TOML file holds every threshold of every detector.
+
+``insights-kit config`` prints the defaults as TOML with their documentation; a user's file only
+needs the keys it changes. Unknown keys are an error (a typo must not silently keep a default).
+
+Sections: ``[detect]`` (run-wide settings, :class:`DetectConfig`), ``[call_rate]``,
+``[error_rate]``, ``[ip]`` (the detectors' own frozen dataclasses).
+
+Examples
+--------
+>>> cfg = load_config(None)
+>>> cfg.detect.baseline_days
+7
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from insights_kit.detectors.base import Allowlist
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Run-wide detection settings.
+
+    Parameters
+    ----------
+    baseline_days : int, default 7
+        Days of history the rate baselines use (AWS uses 7 days for its reported baseline).
+    learning_hours : int, default 24
+        A unit's first hours are learning only (ActionTrail: first insight after 24 h).
+    lag_minutes : int, default 15
+        Each run re-reads this margin before ``--since``: ActionTrail delivers within about
+        10 minutes, so the previous window's last files may land after its run.
+    ip_history_days : int, default 30
+        How long an address stays known. Keep equal to ``[ip].history_days``.
+    home_region : str, default ""
+        Region that analyses global events; empty = the region with the most events.
+    allowlist_file : str, default ""
+        Allow-list of addresses/CIDRs and ``principal:<id>`` lines that never raise IpInsight.
+    """
+
+    baseline_days: int = 7
+    learning_hours: int = 24
+    lag_minutes: int = 15
+    ip_history_days: int = 30
+    home_region: str = ""
+    allowlist_file: str = ""
+
+    @property
+    def state_days(self) -> int:
+        """Days of events kept in ``--state``: enough for every detector's history."""
+        return max(self.baseline_days, self.ip_history_days) + 1
+
+
+def _section_factories() -> dict[str, Any]:
+    # Imported lazily: each detector module owns its config dataclass.
+    from insights_kit.detectors.call_rate import CallRateConfig
+    from insights_kit.detectors.error_rate import ErrorRateConfig
+    from insights_kit.detectors.ip import IpConfig
+
+    return {
+        "detect": DetectConfig,
+        "call_rate": CallRateConfig,
+        "error_rate": ErrorRateConfig,
+        "ip": IpConfig,
+    }
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings of a run; each attribute is one TOML section."""
+
+    detect: Any = field(default_factory=DetectConfig)
+    call_rate: Any = None
+    error_rate: Any = None
+    ip: Any = None
+
+    def __post_init__(self) -> None:
+        factories = _section_factories()
+        for name in ("call_rate", "error_rate", "ip"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, factories[name]())
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and key."""
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read a TOML config; missing keys keep their documented defaults."""
+    if path is None or str(path) == "":
+        return Config()
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(data, origin=str(path))
+
+
+def config_from_dict(data: dict[str, Any], *, origin: str = "config") -> Config:
+    factories = _section_factories()
+    sections: dict[str, Any] = {}
+    for name, values in data.items():
+        if name not in factories:
+            raise ConfigError(f"{origin}: unknown section [{name}] (known: {', '.join(factories)})")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{origin}: [{name}] must be a table")
+        default = factories[name]()
+        known = {f.name: f for f in dataclasses.fields(default)}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"{origin}: unknown key {name}.{key} (known: {', '.join(sorted(known))})")
+            expected = type(getattr(default, key))
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                values[key] = float(value)
+            elif expected is tuple and isinstance(value, list):
+                values[key] = tuple(value)
+            elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+                raise ConfigError(
+                    f"{origin}: {name}.{key} must be {expected.__name__}, got {type(value).__name__}"
+                )
+        sections[name] = dataclasses.replace(default, **values)
+    return Config(**sections)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def to_toml(config: Config) -> str:
+    """The whole config as TOML (what ``insights-kit config`` prints)."""
+    lines = ["# insights-kit configuration: every key shown with its value; see docs/detectors.md"]
+    for section in ("detect", "call_rate", "error_rate", "ip"):
+        lines += ["", f"[{section}]"]
+        obj = getattr(config, section)
+        for f in dataclasses.fields(obj):
+            lines.append(f"{f.name} = {_toml_value(getattr(obj, f.name))}")
+    return "\n".join(lines) + "\n"
+
+
+def load_allowlist(path: str | Path | None) -> Allowlist:
+    """Read an allow-list: one address, CIDR or ``principal:<principalId>`` per line; ``#`` comments.
+
+    A bad line is an error naming its line number: an allow-list is security-relevant
+    (attackers add themselves to trusted lists), so it must never be half-read.
+    """
+    if path is None or str(path) == "":
+        return Allowlist()
+    networks: list[str] = []
+    principals: list[str] = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        if entry.startswith("principal:"):
+            principal = entry.removeprefix("principal:").strip()
+            if not principal:
+                raise ConfigError(f"{path}:{number}: empty principal")
+            principals.append(principal)
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{path}:{number}: not an address, CIDR or principal:<id>: {entry!r}") from None
+    return Allowlist(networks=tuple(sorted(set(networks))), principals=tuple(sorted(set(principals))))

@@ -1,0 +1,416 @@
+"""The detect job: canonical events in, ActionTrail Insights events out, per unit.
+
+A *unit* is one (account, analysis region); global events are analysed in the home region.
+Units share nothing but the ``--state`` directory, so they could run side by side.
+
+Incremental runs (``--state DIR``) keep the last ``state_days`` of events, each detector's
+saved history, and a ledger of the Insights events already emitted. Every run re-runs the
+(causal) detectors over state + new input and emits only what the ledger does not hold, so
+running day by day gives the same Start events as one run over the whole span, an incident
+open at the end of a window is closed by a later run, and late events (re-read through the
+``lag_minutes`` margin before ``--since``) still count, without duplicates.
+
+Examples
+--------
+>>> from insights_kit.simulate import simulate                     # doctest: +SKIP
+>>> summary = run_detect(["data/sample"], "out/insights")          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Sequence
+
+import polars as pl
+
+from insights_kit import insights as insight_events
+from insights_kit.config import Config, load_allowlist, load_config
+from insights_kit.detectors.base import Allowlist, Detector, UnitContext, empty_incidents
+from insights_kit.schema import EVENT_SCHEMA, conform
+
+STATE_VERSION = 1
+INSIGHT_TYPES = ("ApiCallRateInsight", "ApiErrorRateInsight", "IpInsight")
+
+
+def analysis_events(events: pl.LazyFrame, *, home_region: str) -> pl.LazyFrame:
+    """Add ``analysisRegion``: ``acsRegion``, or the home region for global events."""
+    return events.with_columns(
+        pl.when(pl.col("isGlobal").fill_null(False))
+        .then(pl.lit(home_region))
+        .otherwise(pl.col("acsRegion"))
+        .alias("analysisRegion")
+    )
+
+
+def choose_home_region(events: pl.LazyFrame) -> str | None:
+    """The region with the most events (ties: alphabetical), or None without events."""
+    top = (
+        events.group_by("acsRegion")
+        .len()
+        .drop_nulls("acsRegion")
+        .sort(["len", "acsRegion"], descending=[True, False])
+        .head(1)
+        .collect()
+    )
+    return top["acsRegion"][0] if top.height else None
+
+
+def build_detectors(config: Config) -> list[Detector]:
+    from insights_kit.detectors.call_rate import CallRateDetector
+    from insights_kit.detectors.error_rate import ErrorRateDetector
+    from insights_kit.detectors.ip import IpDetector
+
+    return [CallRateDetector(config.call_rate), ErrorRateDetector(config.error_rate), IpDetector(config.ip)]
+
+
+def _minute_ceiling(ts: datetime) -> datetime:
+    floor = ts.replace(second=0, microsecond=0)
+    return floor if floor == ts else floor + timedelta(minutes=1)
+
+
+@dataclass
+class UnitResult:
+    account: str
+    region: str
+    events: int
+    incidents: pl.DataFrame
+    insights: list[dict[str, Any]]
+    counters: dict[str, int]
+    new_history: dict[str, pl.DataFrame]
+    data_start: datetime
+    learning_end: datetime
+    data_end: datetime
+
+
+def detect_unit(
+    events: pl.LazyFrame,
+    *,
+    account: str,
+    region: str,
+    config: Config,
+    data_start: datetime,
+    data_end: datetime,
+    history: dict[str, pl.DataFrame] | None = None,
+    allowlist: Allowlist | None = None,
+    detectors: Sequence[Detector] | None = None,
+) -> UnitResult:
+    """Run every detector on one unit and assemble its Insights events."""
+    learning_end = data_start + timedelta(hours=config.detect.learning_hours)
+    ctx = UnitContext(
+        account=account,
+        region=region,
+        data_start=data_start,
+        data_end=data_end,
+        learning_end=learning_end,
+        history=history or {},
+        allowlist=allowlist or Allowlist(),
+    )
+    frames = [d.detect(events, ctx) for d in (detectors or build_detectors(config))]
+    incidents = pl.concat([f for f in frames if f.height] or [empty_incidents()], how="vertical")
+    incidents = incidents.sort(["startTime", "insightType", "insightObject", "errorCode"], nulls_last=True)
+    # Attributions only need the events of the incidents' series: collect just those rows.
+    if incidents.height:
+        wanted = pl.lit(False)
+        for row in incidents.iter_rows(named=True):
+            lo = row["startTime"] - timedelta(minutes=int(row["baselineDuration"] or 0))
+            hi = row["endTime"] or data_end
+            wanted |= insight_events.series_predicate(row) & pl.col("eventTime").is_between(lo, hi, closed="left")
+        related = events.filter(wanted).collect()
+    else:
+        related = pl.DataFrame(schema=EVENT_SCHEMA)
+    built = insight_events.assemble(incidents, related, account=account, region=region)
+    n_events = events.select(pl.len()).collect().item()
+    return UnitResult(
+        account,
+        region,
+        n_events,
+        incidents,
+        built,
+        dict(ctx.counters),
+        dict(ctx.new_history),
+        data_start,
+        learning_end,
+        data_end,
+    )
+
+
+def detect_frame(
+    events: pl.LazyFrame | pl.DataFrame,
+    *,
+    config: Config | None = None,
+    home_region: str | None = None,
+    allowlist: Allowlist | None = None,
+    data_end: datetime | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Detect on canonical events in memory: (Insights events, summary). No files written."""
+    config = config or Config()
+    lf = conform(events)
+    home = home_region or config.detect.home_region or choose_home_region(lf)
+    results = _detect_units(lf, config=config, home_region=home, allowlist=allowlist, data_end=data_end)
+    emitted = sorted((e for r in results for e in r.insights), key=lambda e: (e["eventTime"], e["eventId"]))
+    return emitted, _summary(results, home_region=home, config=config)
+
+
+def _detect_units(
+    lf: pl.LazyFrame,
+    *,
+    config: Config,
+    home_region: str | None,
+    allowlist: Allowlist | None,
+    data_end: datetime | None,
+    unit_meta: dict[str, Any] | None = None,
+    histories: dict[tuple[str, str], dict[str, pl.DataFrame]] | None = None,
+) -> list[UnitResult]:
+    if home_region is None:
+        return []
+    lf = analysis_events(lf, home_region=home_region)
+    units = (
+        lf.group_by(["recipientAccountId", "analysisRegion"])
+        .agg(pl.col("eventTime").min().alias("first"), pl.col("eventTime").max().alias("last"))
+        .drop_nulls("analysisRegion")
+        .sort(["recipientAccountId", "analysisRegion"], nulls_last=True)
+        .collect()
+    )
+    detectors = build_detectors(config)
+    results = []
+    for account, region, first, last in units.iter_rows():
+        key = f"{account}/{region}"
+        known_start = (unit_meta or {}).get(key)
+        start = min(first, datetime.fromisoformat(known_start)) if known_start else first
+        start = start.replace(second=0, microsecond=0)
+        end = data_end or _minute_ceiling(last + timedelta(microseconds=1))
+        unit_lf = lf.filter(
+            (pl.col("recipientAccountId") == account)
+            if account is not None
+            else pl.col("recipientAccountId").is_null()
+        ).filter(pl.col("analysisRegion") == region)
+        results.append(
+            detect_unit(
+                unit_lf,
+                account=account or "",
+                region=region,
+                config=config,
+                data_start=start,
+                data_end=end,
+                history=(histories or {}).get((account or "", region), {}),
+                allowlist=allowlist,
+                detectors=detectors,
+            )
+        )
+    return results
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _summary(results: list[UnitResult], *, home_region: str | None, config: Config) -> dict[str, Any]:
+    regions: dict[str, dict[str, Any]] = {}
+    for r in results:
+        entry = regions.setdefault(
+            r.region,
+            {
+                "accounts": [],
+                "events": 0,
+                "insights": {t: 0 for t in INSIGHT_TYPES},
+                "ends": 0,
+                "open": 0,
+                "counters": {},
+                "learning": {},
+            },
+        )
+        entry["accounts"].append(r.account)
+        entry["events"] += r.events
+        for e in r.insights:
+            if e["insightDetails"]["state"] == "Start":
+                entry["insights"][e["insightDetails"]["insightType"]] += 1
+            else:
+                entry["ends"] += 1
+        entry["open"] += int(r.incidents["endTime"].is_null().sum())
+        for k, v in sorted(r.counters.items()):
+            entry["counters"][k] = entry["counters"].get(k, 0) + int(v)
+        entry["learning"][r.account] = {
+            "dataStart": _iso(r.data_start),
+            "learningUntil": _iso(r.learning_end),
+            # the summary must say when a unit had nothing but learning data
+            "learningOnly": r.learning_end >= r.data_end,
+        }
+    return {
+        "homeRegion": home_region,
+        "regions": dict(sorted(regions.items())),
+        "totals": {
+            "events": sum(r.events for r in results),
+            "insights": {t: sum(v["insights"][t] for v in regions.values()) for t in INSIGHT_TYPES},
+        },
+        "config": {"learning_hours": config.detect.learning_hours, "baseline_days": config.detect.baseline_days},
+    }
+
+
+# --------------------------------------------------------------------------- state and runs
+
+
+class State:
+    """The ``--state`` directory: recent events, detector histories, emitted ledger, meta.
+
+    Layout: ``meta.json``, ``events.parquet``, ``ledger.parquet`` and
+    ``history/<account>/<region>/<name>.parquet``. Written atomically, file by file, at the
+    end of a run; ``meta.json`` last, so a crashed run leaves the previous state usable.
+    """
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path else None
+        self.meta: dict[str, Any] = {"version": STATE_VERSION, "units": {}, "watermark": None, "homeRegion": None}
+        self.events = pl.DataFrame(schema=EVENT_SCHEMA)
+        self.ledger = pl.DataFrame(schema={"eventId": pl.String(), "eventTime": pl.String()})
+        self.histories: dict[tuple[str, str], dict[str, pl.DataFrame]] = {}
+        if self.path and (self.path / "meta.json").exists():
+            self._read()
+
+    def _read(self) -> None:
+        assert self.path is not None
+        meta = json.loads((self.path / "meta.json").read_text())
+        if meta.get("version") != STATE_VERSION:
+            raise ValueError(f"{self.path}: state version {meta.get('version')} is not {STATE_VERSION}")
+        self.meta = meta
+        if (self.path / "events.parquet").exists():
+            self.events = pl.read_parquet(self.path / "events.parquet")
+        if (self.path / "ledger.parquet").exists():
+            self.ledger = pl.read_parquet(self.path / "ledger.parquet")
+        for file in sorted((self.path / "history").glob("*/*/*.parquet")):
+            key = (file.parent.parent.name, file.parent.name)
+            self.histories.setdefault(key, {})[file.stem] = pl.read_parquet(file)
+
+    def write(self) -> None:
+        from insights_kit.lake import atomic_write_parquet, atomic_write_text
+
+        if self.path is None:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_parquet(self.events, self.path / "events.parquet")
+        atomic_write_parquet(self.ledger, self.path / "ledger.parquet")
+        for (account, region), tables in sorted(self.histories.items()):
+            folder = self.path / "history" / (account or "_") / region
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, frame in sorted(tables.items()):
+                atomic_write_parquet(frame, folder / f"{name}.parquet")
+        atomic_write_text(self.path / "meta.json", json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
+
+
+def _window_name(since: datetime | None, until: datetime | None) -> str:
+    def fmt(ts: datetime | None) -> str:
+        return ts.astimezone(timezone.utc).strftime("%Y%m%dT%H%MZ") if ts else "open"
+
+    return f"{fmt(since)}_{fmt(until)}"
+
+
+def run_detect(
+    sources: Sequence[str | Path],
+    out: str | Path,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    home_region: str | None = None,
+    state: str | Path | None = None,
+    config: Config | str | Path | None = None,
+    allowlist: str | Path | None = None,
+    strict: bool = False,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Load ``sources``, detect per unit, write the Insights store under ``out``; the summary."""
+    from insights_kit import store
+    from insights_kit.lake import atomic_write_text
+    from insights_kit.readers import load
+
+    cfg = config if isinstance(config, Config) else load_config(config)
+    allow = load_allowlist(allowlist or cfg.detect.allowlist_file)
+    lag = timedelta(minutes=cfg.detect.lag_minutes)
+    st = State(state)
+
+    loaded = load(sources, since=(since - lag) if since else None, until=until, strict=strict, progress=progress)
+    already = late = 0
+    if st.path is None:
+        # Without state nothing needs to be in memory at once: detectors project what they use.
+        events_lf = loaded.events
+    else:
+        new_events = loaded.events.collect()
+        # Late events: new to us, but older than the end of what the previous run saw.
+        watermark = datetime.fromisoformat(st.meta["watermark"]) if st.meta.get("watermark") else None
+        already = new_events.join(st.events.select("eventId"), on="eventId", how="semi").height
+        fresh = new_events.join(st.events.select("eventId"), on="eventId", how="anti")
+        late = fresh.filter(pl.col("eventTime") < watermark).height if watermark else 0
+        events_lf = pl.concat([st.events, fresh], how="vertical").sort(["eventTime", "eventId"]).lazy()
+
+    home = home_region or cfg.detect.home_region or st.meta.get("homeRegion") or choose_home_region(events_lf)
+    last_event = events_lf.select(pl.col("eventTime").max()).collect().item()
+    data_end = until or (_minute_ceiling(last_event + timedelta(microseconds=1)) if last_event else None)
+    unit_meta = {k: v["dataStart"] for k, v in st.meta["units"].items()}
+    results = _detect_units(
+        events_lf,
+        config=cfg,
+        home_region=home,
+        allowlist=allow,
+        data_end=data_end,
+        unit_meta=unit_meta,
+        histories=st.histories,
+    )
+
+    produced = sorted((e for r in results for e in r.insights), key=lambda e: (e["eventTime"], e["eventId"]))
+    seen = set(st.ledger["eventId"].to_list())
+    emitted = [e for e in produced if e["eventId"] not in seen]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    store.write_events(out, emitted)
+
+    summary = _summary(results, home_region=home, config=cfg)
+    stats = loaded.stats.to_dict()
+    summary["window"] = {
+        "since": _iso(since) if since else None,
+        "until": _iso(until) if until else None,
+        "lagMinutes": cfg.detect.lag_minutes,
+    }
+    summary["records"] = {
+        **stats,
+        "alreadyInState": already,
+        "late": late,
+        "fromState": st.events.height,
+        "analysed": sum(r.events for r in results),
+    }
+    summary["emitted"] = {"events": len(emitted), "alreadyEmitted": len(produced) - len(emitted)}
+    summary["suppressed"] = sum(r.get("counters", {}).get("suppressed", 0) for r in summary["regions"].values())
+    if loaded.quarantine.height:
+        qfile = out / "quarantine" / f"{_window_name(since, until)}.jsonl"
+        qfile.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(qfile, loaded.quarantine.write_ndjson())
+        summary["quarantine"] = {"records": loaded.quarantine.height, "file": str(qfile)}
+    else:
+        summary["quarantine"] = {"records": 0, "file": None}
+
+    if st.path is not None and data_end is not None:
+        keep_from = data_end - timedelta(days=cfg.detect.state_days)
+        st.events = events_lf.filter(pl.col("eventTime") >= keep_from).collect()
+        ledger_new = pl.DataFrame(
+            {"eventId": [e["eventId"] for e in emitted], "eventTime": [e["eventTime"] for e in emitted]},
+            schema=st.ledger.schema,
+        )
+        st.ledger = (
+            pl.concat([st.ledger, ledger_new])
+            .filter(pl.col("eventTime") >= _iso(keep_from))
+            .unique("eventId", keep="first")
+            .sort(["eventTime", "eventId"])
+        )
+        for r in results:
+            if r.new_history:
+                st.histories[(r.account, r.region)] = r.new_history
+            st.meta["units"][f"{r.account}/{r.region}"] = {"dataStart": _iso(r.data_start)}
+        st.meta["watermark"] = _iso(data_end)
+        st.meta["homeRegion"] = home
+        st.write()
+
+    text = json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"
+    atomic_write_text(out / "summary.json", text)
+    (out / "runs").mkdir(exist_ok=True)
+    atomic_write_text(out / "runs" / f"{_window_name(since, until)}.json", text)
+    return summary

@@ -1,0 +1,82 @@
+"""The canonical management-event table.
+
+Every reader maps its input onto :data:`EVENT_SCHEMA`; nothing downstream sees a raw
+delivery shape. The schema is explicit and never inferred, so a column that is rare in
+the input (``errorCode`` appears in few records) is never dropped.
+
+Field names follow ActionTrail's management-event structure (reference section 1);
+``userIdentity`` sub-fields are flattened (``userIdentityType``, ``principalId``, ...).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC_DATETIME = pl.Datetime("us", "UTC")
+
+#: Column name -> dtype of the canonical table, in output order.
+EVENT_SCHEMA: dict[str, pl.DataType] = {
+    "eventId": pl.String(),  # unique key; deduplication is on this column
+    "eventTime": UTC_DATETIME,
+    "eventVersion": pl.String(),
+    "eventType": pl.String(),  # ApiCall, ConsoleOperation, ConsoleSignin, AliyunServiceEvent, ...
+    "eventCategory": pl.String(),  # Management (CloudTrail adds Data)
+    "eventRW": pl.String(),  # Read | Write (null when the source does not say)
+    "eventName": pl.String(),
+    "eventSource": pl.String(),
+    "serviceName": pl.String(),
+    "acsRegion": pl.String(),
+    "isGlobal": pl.Boolean(),
+    "recipientAccountId": pl.String(),
+    "requestId": pl.String(),
+    "sourceIpAddress": pl.String(),
+    "sourceIsIp": pl.Boolean(),  # False for service domains, "Internal", "AWS Internal", ...
+    "userAgent": pl.String(),
+    "userIdentityType": pl.String(),
+    "principalId": pl.String(),
+    "accountId": pl.String(),  # userIdentity.accountId
+    "userName": pl.String(),
+    "accessKeyId": pl.String(),
+    "userIdentityArn": pl.String(),  # CloudTrail only
+    "errorCode": pl.String(),
+    "errorMessage": pl.String(),
+    "sensitiveAction": pl.Boolean(),  # eventAttributes.SensitiveAction
+    "vpcId": pl.String(),
+    "sourceFormat": pl.String(),  # which reader produced the row (see readers.FORMATS)
+    "sourceFile": pl.String(),
+}
+
+EVENT_COLUMNS: list[str] = list(EVENT_SCHEMA)
+
+#: Columns a record must carry to be loaded; a record without one is quarantined.
+REQUIRED_COLUMNS: tuple[str, ...] = ("eventId", "eventTime", "eventName")
+
+
+def empty_events() -> pl.DataFrame:
+    """An empty frame with the canonical schema."""
+    return pl.DataFrame(schema=EVENT_SCHEMA)
+
+
+def conform(frame: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """Select and cast the canonical columns, adding missing ones as nulls, in order."""
+    lf = frame.lazy()
+    present = set(lf.collect_schema().names())
+    return lf.select(
+        [
+            (pl.col(name) if name in present else pl.lit(None)).cast(dtype).alias(name)
+            for name, dtype in EVENT_SCHEMA.items()
+        ]
+    )
+
+
+#: Schema of one quarantine record (see docs/design.md, "Quarantine").
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "sourceFile": pl.String(),
+    "position": pl.String(),  # "line 12", "record 3", "byte 4096", "file"
+    "reason": pl.String(),
+    "raw": pl.String(),  # the record's text as read (invalid bytes backslash-escaped), may be ""
+}
+
+
+def empty_quarantine() -> pl.DataFrame:
+    return pl.DataFrame(schema=QUARANTINE_SCHEMA)
