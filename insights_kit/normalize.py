@@ -1,0 +1,250 @@
+"""Raw delivery records -> canonical events (vectorised), plus record validation.
+
+The readers in :mod:`insights_kit.readers` parse every delivery shape into one *raw* frame
+with the columns of :data:`RAW_SCHEMA` (ActionTrail and CloudTrail key spellings side by
+side, every scalar read as ``String``). This module turns such a frame into
+:data:`insights_kit.schema.EVENT_SCHEMA` rows and says, per row, why a record cannot be
+loaded. Nothing here loops over events in Python.
+
+Scalars are read as ``String`` on purpose: Polars coerces numbers and booleans into a
+String column silently, so a wrong-typed ``isGlobal`` or ``eventTime`` survives the read
+and is caught here by validating the text, instead of failing the whole file.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from insights_kit.schema import EVENT_SCHEMA, UTC_DATETIME
+
+_S = pl.String()
+
+#: ``userIdentity`` sub-fields we keep (ActionTrail + CloudTrail ``arn``).
+IDENTITY_FIELDS = ("type", "principalId", "accountId", "userName", "accessKeyId", "arn")
+
+_IDENTITY = pl.Struct({name: _S for name in IDENTITY_FIELDS})
+_ATTRIBUTES = pl.Struct({"SensitiveAction": _S})
+
+#: Scalar top-level keys read from a record (both vendors' spellings).
+SCALAR_FIELDS = (
+    "eventId", "eventID", "eventTime", "@timestamp", "eventVersion", "eventType",
+    "eventCategory", "eventRW", "readOnly", "eventName", "eventSource", "serviceName",
+    "acsRegion", "awsRegion", "isGlobal", "recipientAccountId", "requestId", "requestID",
+    "sourceIpAddress", "sourceIPAddress", "userAgent", "errorCode", "errorMessage", "vpcId",
+)  # fmt: skip
+
+#: Explicit schema of one raw record. Only keys listed here are read; the rest of a
+#: record (requestParameters, responseElements, ...) is skipped by the JSON reader.
+RAW_SCHEMA: dict[str, pl.DataType] = {
+    **{name: _S for name in SCALAR_FIELDS},
+    "userIdentity": _IDENTITY,
+    "eventAttributes": _ATTRIBUTES,
+}
+RAW_STRUCT = pl.Struct(RAW_SCHEMA)
+
+#: Schema of one SLS log line: the ``event`` JSON string plus the flattened index keys.
+SLS_SCHEMA: dict[str, pl.DataType] = {
+    "__topic__": _S,
+    "event": _S,  # an object here is coerced to its JSON text, which decodes the same way
+    **{f"event.{name}": _S for name in SCALAR_FIELDS},
+    **{f"event.userIdentity.{name}": _S for name in IDENTITY_FIELDS},
+    "event.eventAttributes": _S,  # JSON text or object, read as text
+    "event.eventAttributes.SensitiveAction": _S,
+}
+
+#: Schema of a JSON document: CloudTrail ``{"Records": [...]}`` or a LookupEvents page.
+DOCUMENT_SCHEMA: dict[str, pl.DataType] = {
+    "Records": pl.List(RAW_STRUCT),
+    "Events": pl.List(RAW_STRUCT),
+    "RequestId": _S,
+    "NextToken": _S,
+}
+
+#: CloudTrail event sources whose us-east-1 events are global (docs/design.md, Decision).
+GLOBAL_SERVICES = ("iam", "sts", "organizations", "cloudfront", "route53", "signin")
+
+REGION_PATTERN = r"^[a-z0-9-]+$"
+_TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
+
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # no leading zeros
+_IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
+_H = "[0-9a-fA-F]{1,4}"
+# The eight compressed/uncompressed IPv6 forms, without look-arounds (Rust regex has none).
+_IPV6 = "|".join(
+    [
+        rf"({_H}:){{7}}{_H}",
+        rf"({_H}:){{1,7}}:",
+        rf"({_H}:){{1,6}}:{_H}",
+        rf"({_H}:){{1,5}}(:{_H}){{1,2}}",
+        rf"({_H}:){{1,4}}(:{_H}){{1,3}}",
+        rf"({_H}:){{1,3}}(:{_H}){{1,4}}",
+        rf"({_H}:){{1,2}}(:{_H}){{1,5}}",
+        rf"{_H}:(:{_H}){{1,6}}",
+        rf":((:{_H}){{1,7}}|:)",
+    ]
+)
+
+
+def is_ip_address(col: pl.Expr) -> pl.Expr:
+    """True where `col` is a syntactically valid IPv4 or IPv6 literal.
+
+    IPv4 octets must be 0-255 without leading zeros (so LogLicker-scrambled
+    ``075.050.255.67`` is not an address); IPv6 accepts every ``::`` form and an
+    embedded IPv4 tail (``::ffff:192.0.2.1``). Zone ids (``%eth0``) are rejected.
+    Null stays null.
+
+    Parameters
+    ----------
+    col
+        A String expression.
+
+    Examples
+    --------
+    >>> df = pl.DataFrame({"ip": ["10.0.0.1", "075.050.255.67", "::1", "Internal"]})
+    >>> df.select(is_ip_address(pl.col("ip")))["ip"].to_list()
+    [True, False, True, False]
+    """
+    # An embedded IPv4 tail counts as two 16-bit groups: swap it for "0:0" and reuse
+    # the pure-hex IPv6 pattern, which keeps the group arithmetic in one place.
+    v6 = col.str.replace(rf"(^|:){_IPV4}$", "${1}0:0")
+    return col.str.contains(rf"^{_IPV4}$") | (
+        col.str.contains(":") & v6.str.contains(rf"^({_IPV6})$")
+    )
+
+
+def _bool_text(col: pl.Expr) -> pl.Expr:
+    """'true'/'false' (any case) -> Boolean, anything else -> null."""
+    low = col.str.to_lowercase()
+    return pl.when(low == "true").then(True).when(low == "false").then(False)
+
+
+def _either(ct: pl.Expr, cloudtrail: pl.Expr, actiontrail: pl.Expr) -> pl.Expr:
+    return pl.when(ct).then(cloudtrail).otherwise(actiontrail)
+
+
+def normalize(raw: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """Map raw rows (:data:`RAW_SCHEMA` plus a Boolean ``_ct``) to canonical columns.
+
+    ``_ct`` marks rows of CloudTrail files (the mapping of docs/design.md, "Canonical
+    events"). The result has the canonical columns except ``sourceFormat``/``sourceFile``,
+    plus ``_reason``: null for a loadable record, otherwise one human sentence (the
+    first failing check). Other ``_``-prefixed columns of `raw` are passed through.
+    All files of a load are normalised in one call, so per-file overhead stays nil.
+
+    Examples
+    --------
+    >>> one = pl.DataFrame({"eventId": ["a"], "eventTime": ["2025-03-04T08:15:42Z"],
+    ...                     "eventName": ["DeleteInstance"], "_ct": [False]})
+    >>> raw = pl.concat([pl.DataFrame(schema=RAW_SCHEMA), one], how="diagonal")
+    >>> normalize(raw).collect()["_reason"].to_list()
+    [None]
+    """
+    c = pl.col
+    ct = c("_ct")
+    ident = c("userIdentity").struct
+    lf = raw.lazy()
+    extra = [n for n in lf.collect_schema().names() if n.startswith("_") and n != "_ct"]
+    # otrf/Logstash CloudTrail drops eventTime and keeps "@timestamp": use it (same format).
+    time_text = pl.coalesce(c("eventTime"), c("@timestamp"))
+    event_time = (
+        pl.when(time_text.str.contains(_TIME_PATTERN))
+        .then(time_text.str.to_datetime(_TIME_FORMAT, time_unit="us", time_zone="UTC", strict=False))
+        .cast(UTC_DATETIME)
+    )
+    ct_service = c("eventSource").str.extract(r"^([^.]+)", 1)
+    ct_region = pl.coalesce(c("awsRegion"), c("acsRegion"))
+    read_only = c("readOnly").str.to_lowercase()
+    cols = {
+        "eventId": _either(ct, pl.coalesce(c("eventID"), c("eventId")), pl.coalesce(c("eventId"), c("eventID"))),
+        "eventTime": event_time,
+        "eventCategory": _either(ct, c("eventCategory").fill_null("Management"), c("eventCategory")),
+        "eventRW": _either(
+            ct,
+            pl.when(read_only == "true").then(pl.lit("Read")).when(read_only == "false").then(pl.lit("Write")),
+            c("eventRW"),
+        ),
+        "serviceName": _either(ct, ct_service, c("serviceName")),
+        "acsRegion": _either(ct, ct_region, pl.coalesce(c("acsRegion"), c("awsRegion"))),
+        # CloudTrail has no isGlobal: docs/design.md Decision (global service in us-east-1).
+        "isGlobal": _either(
+            ct, ct_service.is_in(GLOBAL_SERVICES).fill_null(False) & (ct_region == "us-east-1"), _bool_text(c("isGlobal"))
+        ),
+        "requestId": pl.coalesce(c("requestId"), c("requestID")),
+        "sourceIpAddress": pl.coalesce(c("sourceIpAddress"), c("sourceIPAddress")),
+        "sensitiveAction": _bool_text(c("eventAttributes").struct.field("SensitiveAction")),
+        "vpcId": c("vpcId"),  # CloudTrail's vpcEndpointId is not a VPC id: left out
+        "userIdentityType": ident.field("type"),
+        "principalId": ident.field("principalId"),
+        "accountId": ident.field("accountId"),
+        "userName": ident.field("userName"),
+        "accessKeyId": ident.field("accessKeyId"),
+        "userIdentityArn": ident.field("arn"),
+    }
+    passthrough = ("eventVersion", "eventType", "eventName", "eventSource", "recipientAccountId",
+                   "userAgent", "errorCode", "errorMessage")  # fmt: skip
+    cols |= {name: c(name) for name in passthrough}
+    global_text = pl.when(~ct).then(c("isGlobal"))  # only ActionTrail's isGlobal is validated
+    # Stage 1 computes the canonical columns once; stage 2 reads them for validation.
+    lf = lf.select(
+        *[cols[name].alias(name) for name in EVENT_SCHEMA if name in cols],
+        time_text.alias("_time_text"),
+        global_text.alias("_global_text"),
+        *extra,
+    )
+    reason = (
+        pl.when(c("eventType") == "ActionTrailInsight")
+        .then(pl.lit("Insights event, not a management event"))
+        .when(c("eventId").is_null())
+        .then(pl.lit("missing eventId"))
+        .when(c("_time_text").is_null())
+        .then(pl.lit("missing eventTime"))
+        .when(c("eventTime").is_null())
+        .then(pl.format("unparsable eventTime '{}'", c("_time_text")))
+        .when(c("eventName").is_null())
+        .then(pl.lit("missing eventName"))
+        .when(c("_global_text").is_not_null() & c("isGlobal").is_null())
+        .then(pl.format("isGlobal: expected boolean, got '{}'", c("_global_text")))
+        .when(c("acsRegion").is_not_null() & ~c("acsRegion").str.contains(REGION_PATTERN))
+        .then(pl.format("invalid region name '{}' (expected [a-z0-9-]+)", c("acsRegion")))
+        .otherwise(pl.lit(None, _S))
+    )
+    return lf.with_columns(
+        is_ip_address(c("sourceIpAddress")).fill_null(False).alias("sourceIsIp"),
+        reason.alias("_reason"),
+    ).drop("_time_text", "_global_text")
+
+
+def sls_to_raw(sls: pl.DataFrame) -> pl.DataFrame:
+    """Coalesce an SLS frame (:data:`SLS_SCHEMA`) into :data:`RAW_SCHEMA` columns.
+
+    The decoded ``event`` JSON string wins; flattened ``event.<field>`` keys fill what
+    it lacks (a Logstore may keep only the index keys).
+
+    Examples
+    --------
+    >>> sls = pl.DataFrame({"event.eventName": ["ConsoleSignin"]}, schema_overrides=SLS_SCHEMA)
+    >>> sls_to_raw(sls)["eventName"].to_list()
+    ['ConsoleSignin']
+    """
+    names = set(sls.columns)
+
+    def flat(name: str) -> pl.Expr:
+        return pl.col(name) if name in names else pl.lit(None, _S)
+
+    decoded = pl.col("event").str.json_decode(RAW_STRUCT).struct
+    cols = [pl.coalesce(decoded.field(n), flat(f"event.{n}")).alias(n) for n in SCALAR_FIELDS]
+    ident = pl.struct(
+        [
+            pl.coalesce(decoded.field("userIdentity").struct.field(n), flat(f"event.userIdentity.{n}")).alias(n)
+            for n in IDENTITY_FIELDS
+        ]
+    ).alias("userIdentity")
+    sensitive = pl.coalesce(
+        decoded.field("eventAttributes").struct.field("SensitiveAction"),
+        flat("event.eventAttributes.SensitiveAction"),
+        flat("event.eventAttributes").str.json_path_match("$.SensitiveAction"),
+    )
+    attrs = pl.struct(sensitive.alias("SensitiveAction")).alias("eventAttributes")
+    frame = sls if "event" in names else sls.with_columns(pl.lit(None, _S).alias("event"))
+    return frame.select(*cols, ident, attrs, *[n for n in sls.columns if n.startswith("_")])
