@@ -1,0 +1,121 @@
+"""ApiErrorRateInsight: unusual per-minute error counts, at two levels.
+
+* **API level**: errors (``errorCode`` not null, reads and writes) per (serviceName,
+  eventSource, eventName), exposure = the API's calls; insightObject = eventName, errorCode =
+  the dominant code when one code has ≥ ``dominant_share`` of the incident's errors.
+* **Code level** (region-wide): errors per errorCode, exposure = all calls of the unit;
+  insightObject = errorCode. Catches permission probing spread thinly over many APIs.
+
+Expected errors are λ_err = max(λ, p_base · calls(t)), with p_base the series' error share
+over the baseline window (Beta prior), so a burst of calls with the usual error share is
+not an error-rate insight. A code-level incident that an API-level incident already
+describes (same code, overlapping, the API has ≥ ``merge_share`` of the code's errors) is
+dropped and counted in ``ctx.counters["merged"]``.
+
+Examples
+--------
+>>> ErrorRateDetector().detect(unit_events, ctx)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import polars as pl
+
+from insights_kit.detectors._rate import (
+    API_KEYS,
+    ErrorRateConfig,
+    score_minutes,
+    segment_incidents,
+    select_events,
+)
+from insights_kit.detectors.base import Detector, UnitContext, conform_incidents
+
+__all__ = ["ErrorRateConfig", "ErrorRateDetector"]
+
+
+class ErrorRateDetector(Detector):
+    """Detect bursts of errors per API and per error code (ApiErrorRateInsight).
+
+    Parameters
+    ----------
+    config : ErrorRateConfig, optional
+        Model and incident parameters (defaults: :class:`ErrorRateConfig`).
+    """
+
+    insight_type: ClassVar[str] = "ApiErrorRateInsight"
+
+    def __init__(self, config: ErrorRateConfig | None = None) -> None:
+        super().__init__(config or ErrorRateConfig())
+
+    def detect(self, events: pl.LazyFrame, ctx: UnitContext) -> pl.DataFrame:
+        """Return every ApiErrorRateInsight incident of the unit (INCIDENT_SCHEMA)."""
+        cfg = self.config
+        ev = select_events(events, cfg).filter(pl.col("eventTime") < ctx.data_end)
+        # one scan of a slim projection; errors are few, so they are aggregated eagerly, while
+        # calls stay raw and are rolled up only for the series still under test (exposure)
+        slim = ev.select(*API_KEYS, "errorCode", pl.col("eventTime").dt.truncate("1m").alias("minute")).collect()
+        errors = slim.filter(pl.col("errorCode").is_not_null()).group_by(*API_KEYS, "errorCode", "minute").agg(
+            pl.len().cast(pl.Int64).alias("count"))
+        roll = lambda f, by: f.group_by(*by, "minute").agg(pl.col("count").sum())  # noqa: E731
+        api_errors = roll(errors, API_KEYS)
+        api_calls = slim.lazy().select(*API_KEYS, "minute", pl.lit(1, pl.Int64).alias("count"))
+        common = dict(data_end=ctx.data_end, learning_end=ctx.learning_end, counters=ctx.counters, config=cfg)
+        scored = score_minutes(api_errors, api_errors, keys=API_KEYS, data_start=ctx.data_start, config=cfg,
+                               exposure=api_calls, exposure_keys=API_KEYS)
+        api = segment_incidents(scored, api_errors, keys=API_KEYS, **common)
+        api = _with_dominant_code(api, errors, cfg.dominant_share).with_columns(pl.col("eventName").alias("insightObject"))
+        out = [api]
+        if cfg.code_level:
+            code_errors = roll(errors, ["errorCode"])
+            unit_calls = slim.lazy().group_by("minute").agg(pl.len().cast(pl.Int64).alias("count"))
+            scored = score_minutes(code_errors, code_errors, keys=["errorCode"], data_start=ctx.data_start,
+                                   config=cfg, exposure=unit_calls, exposure_keys=[])
+            code = segment_incidents(scored, code_errors, keys=["errorCode"], **common)
+            kept = _drop_described(code, api, errors, cfg.merge_share)
+            ctx.counters["merged"] = ctx.counters.get("merged", 0) + code.height - kept.height
+            out.append(kept.with_columns(pl.col("errorCode").alias("insightObject")))
+        inc = pl.concat([conform_incidents(f.with_columns(pl.lit(self.insight_type).alias("insightType")))
+                         for f in out])
+        return inc.sort("startTime", "insightObject", "serviceName", "eventSource", "errorCode", nulls_last=True)
+
+
+def _with_dominant_code(inc: pl.DataFrame, errors: pl.DataFrame, share: float) -> pl.DataFrame:
+    """Set ``errorCode`` to the code holding ≥ ``share`` of each incident's errors (else null)."""
+    if inc.height == 0:
+        return inc.with_columns(pl.lit(None, pl.String).alias("errorCode"))
+    by_code = (
+        inc.lazy().select("_run", *API_KEYS, "startTime", "_stop")
+        .join(errors.lazy(), on=API_KEYS, how="inner", nulls_equal=True)
+        .filter((pl.col("minute") >= pl.col("startTime")) & (pl.col("minute") < pl.col("_stop")))
+        .group_by("_run", "errorCode").agg(pl.col("count").sum())
+        .with_columns((pl.col("count") / pl.col("count").sum().over("_run")).alias("_share"))
+        .filter(pl.col("_share") >= share)
+        .select("_run", "errorCode")
+        .collect()
+    )
+    return inc.join(by_code, on="_run", how="left")
+
+
+def _drop_described(code: pl.DataFrame, api: pl.DataFrame, errors: pl.DataFrame, share: float) -> pl.DataFrame:
+    """Code-level incidents not already told by an overlapping API-level incident of the same code."""
+    if code.height == 0 or api.height == 0:
+        return code
+    pairs = (
+        code.lazy().select("_run", "errorCode", "startTime", "_stop", "insightCount")
+        .join(api.lazy().filter(pl.col("errorCode").is_not_null())
+              .select(*[pl.col(k).alias(f"_a_{k}") for k in API_KEYS], "errorCode", pl.col("startTime").alias("_a0"), pl.col("_stop").alias("_a1")),
+              on="errorCode", how="inner")
+        .filter((pl.col("_a0") < pl.col("_stop")) & (pl.col("startTime") < pl.col("_a1")))
+    )
+    described = (
+        pairs.join(errors.lazy().rename({k: f"_a_{k}" for k in API_KEYS}),
+                   on=[*[f"_a_{k}" for k in API_KEYS], "errorCode"], how="inner", nulls_equal=True)
+        .filter((pl.col("minute") >= pl.col("startTime")) & (pl.col("minute") < pl.col("_stop")))
+        .group_by("_run", *[f"_a_{k}" for k in API_KEYS], "insightCount").agg(pl.col("count").sum().alias("_api"))
+        .filter(pl.col("_api") >= share * pl.col("insightCount"))
+        .select("_run").unique()
+        .collect()
+    )
+    return code.join(described, on="_run", how="anti")
