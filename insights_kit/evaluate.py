@@ -1,0 +1,438 @@
+"""Evaluate detected Insights against the simulator's labels.
+
+``labels.json`` (written by ``insights_kit.simulate``) lists every planted incident::
+
+    {"seed", "days", "scale", "start", "end", "account", "regions", "home_region",
+     "incidents": [{"id", "scenario", "expect": "insight"|"none", "type", "region", "object",
+                    "start", "end", "note"}]}
+
+``expect: "insight"`` marks a real incident the detectors should report; ``expect: "none"`` a
+benign look-alike (a deploy burst, a new CI address, ...) they should stay quiet about. Times are
+``YYYY-MM-DDThh:mm:ssZ``; ``tol`` below is ``tolerance_minutes`` (default 10).
+
+Rules
+-----
+Only **Start** events count (an End adds nothing an evaluation could check); Starts of another
+account than ``labels["account"]`` or outside ``[labels.start − tol, labels.end + tol]`` are
+ignored, so a store holding other data can be scored.
+
+* **Detected.** An expect-"insight" label is detected when a Start of the same ``type``,
+  ``region`` and ``insightObject`` has ``eventTime`` in ``[label.start − tol, label.start + tol]``.
+  The earliest such Start is *the* detection; its **delay** is ``Start.eventTime − label.start``
+  in minutes, which can be ≤ 0 because Starts are minute-aligned (an incident planted at
+  08:15:40 starts at 08:15).
+* **True Start.** A Start is true when an expect-"insight" label of the same type and region has
+  a window ``[start − tol, end + tol]`` containing it, whatever its object: a second insight
+  about the same real incident (StopInstance beside DeleteInstance, the attacker's error codes)
+  is not a false alarm. When several labels qualify, the one with the same object wins, then
+  the nearest start, then the smallest id.
+* **False Start.** Any other Start. It is **attributed** to a look-alike (expect "none", same
+  region, window ``[start − tol, end + tol]`` containing it; any type, preferring the same
+  type, then the same object, then the nearest start, then the id) when one overlaps, so a
+  report can say which benign pattern fooled which detector.
+* **Rates.** ``recall = detected / labelled``, ``precision = true_starts / starts``, ``f1`` their
+  harmonic mean (None when undefined), ``mean_delay``/``max_delay`` over detected labels
+  (minutes), ``false_starts_per_region_week = false_starts / (regions × weeks)`` with
+  ``weeks = (labels.end − labels.start) / 7 days`` (``labels.days / 7`` when the span is
+  missing) and ``regions`` = ``len(labels.regions)``. The top-level
+  ``false_starts_per_region_week`` is per region: that region's false Starts / weeks (the
+  figure a "at most one false alarm per region per week" target is checked against).
+
+Everything is computed per insight type and overall; lists are sorted, so the same inputs give
+the same dict (and the same JSON).
+
+Examples
+--------
+>>> import polars as pl
+>>> from datetime import datetime, timezone
+>>> labels = {"start": "2025-03-01T00:00:00Z", "end": "2025-03-08T00:00:00Z", "regions": ["cn-hangzhou"],
+...           "incidents": [{"id": "i1", "scenario": "bulk-delete", "expect": "insight",
+...                          "type": "ApiCallRateInsight", "region": "cn-hangzhou", "object": "DeleteInstance",
+...                          "start": "2025-03-04T08:15:40Z", "end": "2025-03-04T08:30:00Z"}]}
+>>> starts = pl.DataFrame({"eventId": ["E1"], "state": ["Start"], "insightType": ["ApiCallRateInsight"],
+...                        "acsRegion": ["cn-hangzhou"], "insightObject": ["DeleteInstance"],
+...                        "eventTime": [datetime(2025, 3, 4, 8, 15, tzinfo=timezone.utc)]})
+>>> s = score(starts, labels)
+>>> s["overall"]["recall"], s["overall"]["precision"], s["overall"]["mean_delay"]
+(1.0, 1.0, -0.666667)
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from insights_kit.schema import UTC_DATETIME
+
+#: The types insights-kit detects; always reported, even with nothing labelled.
+INSIGHT_TYPES = ("ApiCallRateInsight", "ApiErrorRateInsight", "IpInsight")
+
+#: Columns of :func:`match` (one row per label).
+MATCH_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "scenario": pl.String(),
+    "expect": pl.String(),
+    "type": pl.String(),
+    "region": pl.String(),
+    "object": pl.String(),
+    "start": UTC_DATETIME,
+    "end": UTC_DATETIME,
+    "detected": pl.Boolean(),  # null for look-alikes
+    "eventId": pl.String(),  # the detecting Start
+    "eventTime": UTC_DATETIME,
+    "delayMinutes": pl.Float64(),
+    "starts": pl.Int64(),  # true Starts matched to an incident / false Starts attributed to a look-alike
+}
+
+#: Columns of :func:`classify_starts` (one row per Start).
+START_SCHEMA: dict[str, pl.DataType] = {
+    "eventId": pl.String(),
+    "eventTime": UTC_DATETIME,
+    "region": pl.String(),
+    "type": pl.String(),
+    "object": pl.String(),
+    "verdict": pl.String(),  # "true" | "false"
+    "labelId": pl.String(),  # the incident a true Start belongs to
+    "lookalikeId": pl.String(),  # the look-alike a false Start hit, if any
+    "lookalikeScenario": pl.String(),
+}
+
+_REQUIRED_LABEL_KEYS = ("id", "expect", "region", "start", "end")
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    ts = datetime.fromisoformat(str(value))
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if ts else None
+
+
+def _round(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def load_labels(path: str | Path) -> dict:
+    """Read and check the simulator's ``labels.json``.
+
+    Raises ``ValueError`` when ``incidents`` is missing or an incident lacks one of
+    ``id``, ``expect``, ``region``, ``start``, ``end``, has an ``expect`` other than
+    ``"insight"``/``"none"``, an unparsable time, or an id used twice. The dict is returned
+    as read (times stay text).
+
+    Examples
+    --------
+    >>> import json, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels.json")
+    >>> _ = open(path, "w").write(json.dumps({"incidents": []}))
+    >>> load_labels(path)["incidents"]
+    []
+    """
+    with open(path, encoding="utf-8") as fh:
+        labels = json.load(fh)
+    if not isinstance(labels, dict) or not isinstance(labels.get("incidents"), list):
+        raise ValueError(f"{path}: expected an object with an 'incidents' list")
+    seen: set[str] = set()
+    for position, item in enumerate(labels["incidents"]):
+        where = f"{path}: incident {position}"
+        missing = [k for k in _REQUIRED_LABEL_KEYS if item.get(k) is None]
+        if missing:
+            raise ValueError(f"{where}: missing {', '.join(missing)}")
+        if item["expect"] not in ("insight", "none"):
+            raise ValueError(f"{where}: expect must be 'insight' or 'none', got {item['expect']!r}")
+        if item["expect"] == "insight" and not item.get("type"):
+            raise ValueError(f"{where}: an expected insight needs a type")
+        for key in ("start", "end"):
+            try:
+                _time(item[key])
+            except ValueError:
+                raise ValueError(f"{where}: unparsable {key} {item[key]!r}") from None
+        if item["id"] in seen:
+            raise ValueError(f"{where}: duplicate id {item['id']!r}")
+        seen.add(item["id"])
+    return labels
+
+
+def _labels_frame(labels: dict) -> pl.DataFrame:
+    rows = [
+        {
+            "id": str(item["id"]),
+            "scenario": item.get("scenario"),
+            "expect": item["expect"],
+            "type": item.get("type"),
+            "region": item["region"],
+            "object": None if item.get("object") is None else str(item["object"]),
+            "start": _time(item["start"]),
+            "end": _time(item["end"]),
+        }
+        for item in labels.get("incidents", [])
+    ]
+    schema = {k: MATCH_SCHEMA[k] for k in ("id", "scenario", "expect", "type", "region", "object", "start", "end")}
+    return pl.DataFrame(rows, schema=schema).sort("id")
+
+
+def _starts(insights: pl.DataFrame, labels: dict, tolerance: timedelta) -> pl.DataFrame:
+    """The Start events under evaluation, renamed to label vocabulary."""
+    frame = insights
+    if "state" in frame.columns:
+        frame = frame.filter(pl.col("state") == "Start")
+    account = labels.get("account")
+    if account is not None and "recipientAccountId" in frame.columns:
+        frame = frame.filter(pl.col("recipientAccountId") == str(account))
+    span_start, span_end = _time(labels.get("start")), _time(labels.get("end"))
+    if span_start is not None:
+        frame = frame.filter(pl.col("eventTime") >= span_start - tolerance)
+    if span_end is not None:
+        frame = frame.filter(pl.col("eventTime") <= span_end + tolerance)
+    return frame.select(
+        pl.col("eventId").cast(pl.String),
+        pl.col("eventTime").cast(UTC_DATETIME),
+        pl.col("acsRegion").cast(pl.String).alias("region"),
+        pl.col("insightType").cast(pl.String).alias("type"),
+        pl.col("insightObject").cast(pl.String).alias("object"),
+    ).sort(["eventTime", "eventId"])
+
+
+def _minutes(delta: timedelta) -> float:
+    return delta.total_seconds() / 60
+
+
+def _lookalike_rank(lab: dict, start: dict) -> tuple:
+    # The look-alike most like the Start explains it best: same type, same object, nearest.
+    same_type, same_object = lab["type"] == start["type"], lab["object"] == start["object"]
+    return (not same_type, not same_object, abs(lab["start"] - start["eventTime"]), lab["id"])
+
+
+def classify_starts(insights: pl.DataFrame, labels: dict, *, tolerance_minutes: int = 10) -> pl.DataFrame:
+    """One row per Start: true (with its incident) or false (with the look-alike it hit).
+
+    See the module docstring for the rules. Columns are :data:`START_SCHEMA`, sorted by
+    ``(eventTime, eventId)``.
+    """
+    tol = timedelta(minutes=tolerance_minutes)
+    starts = _starts(insights, labels, tol)
+    label_rows = _labels_frame(labels).to_dicts()
+    real = [lab for lab in label_rows if lab["expect"] == "insight"]
+    benign = [lab for lab in label_rows if lab["expect"] == "none"]
+
+    def covers(lab: dict, ts: datetime) -> bool:
+        return lab["start"] - tol <= ts <= lab["end"] + tol
+
+    rows = []
+    for st in starts.iter_rows(named=True):
+        ts = st["eventTime"]
+        candidates = [
+            lab for lab in real if lab["type"] == st["type"] and lab["region"] == st["region"] and covers(lab, ts)
+        ]
+        if candidates:
+            best = min(candidates, key=lambda lab: (lab["object"] != st["object"], abs(lab["start"] - ts), lab["id"]))
+            true_row = {"verdict": "true", "labelId": best["id"], "lookalikeId": None, "lookalikeScenario": None}
+            rows.append({**st, **true_row})
+            continue
+        hits = [lab for lab in benign if lab["region"] == st["region"] and covers(lab, ts)]
+        hit = min(hits, key=lambda lab: _lookalike_rank(lab, st)) if hits else None
+        rows.append(
+            {
+                **st,
+                "verdict": "false",
+                "labelId": None,
+                "lookalikeId": hit["id"] if hit else None,
+                "lookalikeScenario": hit["scenario"] if hit else None,
+            }
+        )
+    return pl.DataFrame(rows, schema=START_SCHEMA)
+
+
+def match(insights: pl.DataFrame, labels: dict, *, tolerance_minutes: int = 10) -> pl.DataFrame:
+    """One row per labelled incident: was it detected, by which Start, how late.
+
+    Parameters
+    ----------
+    insights
+        :func:`insights_kit.store.read_events` output (needs ``eventId``, ``eventTime``,
+        ``acsRegion``, ``insightType``, ``insightObject``; ``state`` and
+        ``recipientAccountId`` are used when present).
+    labels
+        The simulator's labels (:func:`load_labels`).
+    tolerance_minutes
+        How far a Start may be from the labelled start (and beyond the labelled end).
+
+    Returns
+    -------
+    polars.DataFrame
+        :data:`MATCH_SCHEMA`, sorted by label id. ``detected``/``eventId``/``eventTime``/
+        ``delayMinutes`` are set for expect-"insight" labels (null ``detected`` for
+        look-alikes); ``starts`` counts true Starts belonging to an incident, or false Starts
+        attributed to a look-alike.
+
+    Examples
+    --------
+    >>> match(pl.DataFrame(schema={"eventId": pl.String, "eventTime": pl.Datetime("us", "UTC"),
+    ...       "acsRegion": pl.String, "insightType": pl.String, "insightObject": pl.String}),
+    ...       {"incidents": []}).height
+    0
+    """
+    tol = timedelta(minutes=tolerance_minutes)
+    starts = _starts(insights, labels, tol)
+    classified = classify_starts(insights, labels, tolerance_minutes=tolerance_minutes)
+    per_label = {
+        **dict(classified.filter(pl.col("labelId").is_not_null()).group_by("labelId").len().iter_rows()),
+        **dict(classified.filter(pl.col("lookalikeId").is_not_null()).group_by("lookalikeId").len().iter_rows()),
+    }
+    start_rows = starts.to_dicts()
+    rows = []
+    for lab in _labels_frame(labels).iter_rows(named=True):
+        row = {**lab, "detected": None, "eventId": None, "eventTime": None, "delayMinutes": None}
+        if lab["expect"] == "insight":
+            hits = [
+                st
+                for st in start_rows
+                if st["type"] == lab["type"]
+                and st["region"] == lab["region"]
+                and st["object"] == lab["object"]
+                and lab["start"] - tol <= st["eventTime"] <= lab["start"] + tol
+            ]
+            row["detected"] = bool(hits)
+            if hits:
+                first = min(hits, key=lambda st: (st["eventTime"], st["eventId"]))
+                row.update(
+                    eventId=first["eventId"],
+                    eventTime=first["eventTime"],
+                    delayMinutes=_round(_minutes(first["eventTime"] - lab["start"])),
+                )
+        row["starts"] = int(per_label.get(lab["id"], 0))
+        rows.append(row)
+    return pl.DataFrame(rows, schema=MATCH_SCHEMA)
+
+
+def _weeks(labels: dict) -> float | None:
+    start, end = _time(labels.get("start")), _time(labels.get("end"))
+    if start is not None and end is not None and end > start:
+        return (end - start).total_seconds() / 86400 / 7
+    days = labels.get("days")
+    return float(days) / 7 if days else None
+
+
+def _missed(matched: pl.DataFrame) -> list[dict]:
+    rows = (
+        matched.filter((pl.col("expect") == "insight") & ~pl.col("detected"))
+        .sort(["start", "id"])
+        .select("id", "scenario", "type", "region", "object", "start", "end")
+    )
+    return [{**r, "start": _iso(r["start"]), "end": _iso(r["end"])} for r in rows.iter_rows(named=True)]
+
+
+def _false(classified: pl.DataFrame) -> list[dict]:
+    rows = classified.filter(pl.col("verdict") == "false").sort(["eventTime", "eventId"])
+    return [
+        {
+            "eventId": r["eventId"],
+            "eventTime": _iso(r["eventTime"]),
+            "region": r["region"],
+            "type": r["type"],
+            "object": r["object"],
+            "lookalike": r["lookalikeId"],
+            "lookalikeScenario": r["lookalikeScenario"],
+        }
+        for r in rows.iter_rows(named=True)
+    ]
+
+
+def _metrics(matched: pl.DataFrame, classified: pl.DataFrame, *, regions: int, weeks: float | None) -> dict:
+    real = matched.filter(pl.col("expect") == "insight")
+    labelled = real.height
+    detected = int(real["detected"].sum() or 0)
+    starts = classified.height
+    true_starts = classified.filter(pl.col("verdict") == "true").height
+    false_starts = starts - true_starts
+    recall = detected / labelled if labelled else None
+    precision = true_starts / starts if starts else None
+    if recall is None or precision is None:
+        f1 = None
+    else:
+        f1 = 2 * recall * precision / (recall + precision) if recall + precision else 0.0
+    delays = real["delayMinutes"].drop_nulls()
+    region_weeks = regions * weeks if weeks else None
+    return {
+        "labelled": labelled,
+        "detected": detected,
+        "recall": _round(recall),
+        "starts": starts,
+        "true_starts": true_starts,
+        "false_starts": false_starts,
+        "precision": _round(precision),
+        "f1": _round(f1),
+        "mean_delay": _round(delays.mean()) if delays.len() else None,
+        "max_delay": _round(delays.max()) if delays.len() else None,
+        "false_starts_per_region_week": _round(false_starts / region_weeks) if region_weeks else None,
+        "missed": _missed(matched),
+        "false": _false(classified),
+    }
+
+
+def score(insights: pl.DataFrame, labels: dict, *, tolerance_minutes: int = 10) -> dict:
+    """Recall, precision, delays and false-alarm rates, per insight type and overall.
+
+    Returns
+    -------
+    dict
+        ``{"tolerance_minutes", "weeks", "regions", "overall": {...}, "by_type": {type: {...}},
+        "false_starts_by_region": {region: n}, "false_starts_per_region_week": {region: rate}}``.
+        ``overall`` and each ``by_type`` entry hold ``labelled``, ``detected``, ``recall``,
+        ``starts``, ``true_starts``, ``false_starts``, ``precision``, ``f1``, ``mean_delay`` and
+        ``max_delay`` (minutes), ``false_starts_per_region_week`` (false Starts / (regions ×
+        weeks)), ``missed`` (the undetected labels, sorted by start and id) and ``false`` (the
+        false Starts, sorted by eventTime and eventId, each with the ``lookalike`` it hit or
+        None). None where a rate is undefined (recall with nothing labelled, precision with no
+        Start). ``regions`` is the sorted list of regions used as the denominator. Floats are
+        rounded to 6 decimals.
+
+    Examples
+    --------
+    >>> s = score(pl.DataFrame(schema={"eventId": pl.String, "eventTime": pl.Datetime("us", "UTC"),
+    ...           "acsRegion": pl.String, "insightType": pl.String, "insightObject": pl.String}),
+    ...           {"incidents": [], "regions": ["cn-hangzhou"], "days": 7})
+    >>> s["overall"]["starts"], s["overall"]["recall"], s["weeks"], s["false_starts_per_region_week"]
+    (0, None, 1.0, {'cn-hangzhou': 0.0})
+    """
+    matched = match(insights, labels, tolerance_minutes=tolerance_minutes)
+    classified = classify_starts(insights, labels, tolerance_minutes=tolerance_minutes)
+    weeks = _weeks(labels)
+    region_list = sorted(set(labels.get("regions") or []))
+    if not region_list:  # older labels: the regions the labels and Starts mention
+        region_list = sorted(set(matched["region"].drop_nulls()) | set(classified["region"].drop_nulls()))
+    regions = len(region_list)
+
+    types = sorted(set(INSIGHT_TYPES) | set(matched["type"].drop_nulls()) | set(classified["type"].drop_nulls()))
+    by_type = {
+        kind: _metrics(
+            matched.filter(pl.col("type") == kind),
+            classified.filter(pl.col("type") == kind),
+            regions=regions,
+            weeks=weeks,
+        )
+        for kind in types
+    }
+    false_rows = classified.filter(pl.col("verdict") == "false")
+    by_region = {
+        region: false_rows.filter(pl.col("region") == region).height
+        for region in sorted(set(region_list) | set(false_rows["region"].drop_nulls()))
+    }
+    return {
+        "tolerance_minutes": tolerance_minutes,
+        "weeks": _round(weeks),
+        "regions": region_list,
+        "overall": _metrics(matched, classified, regions=regions, weeks=weeks),
+        "by_type": by_type,
+        "false_starts_by_region": by_region,
+        "false_starts_per_region_week": {r: (_round(n / weeks) if weeks else None) for r, n in by_region.items()},
+    }
