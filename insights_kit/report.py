@@ -1,0 +1,737 @@
+"""The ``report`` command and the helpers the report notebook calls.
+
+``run_report`` detects once (``detect.run_detect`` into ``DIR/insights``), then executes
+``notebooks/insights_report.ipynb`` with papermill once per region in a process pool, keeps
+each executed notebook, converts it to HTML with the code hidden, and writes the indexes::
+
+    DIR/insights/...                          the Insights store (detect --out)
+    DIR/index.html                            every report window, the latest first
+    DIR/<window>/index.html                   regions of one window with insight counts by type
+    DIR/<window>/<region>/report.ipynb        the executed notebook
+    DIR/<window>/<region>/report.html         the same, code hidden, no network needed
+    DIR/<window>/<region>/*.png, *.svg        its charts
+
+``<window>`` is ``<since>_<until>`` in compact UTC (``open`` when unbounded), so re-running a
+window replaces it. A region that fails keeps its row in the index with the error's last line.
+
+The notebook cells stay short: :func:`load_region` gathers the data of one region,
+:func:`show_summary`, :func:`show_timeline` and :func:`show_incident` display the parts. Every
+value put into HTML goes through :mod:`insights_kit.htmlsafe`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Sequence
+
+import polars as pl
+
+from insights_kit import charts
+from insights_kit.htmlsafe import (
+    assert_offline,
+    check_region,
+    check_window,
+    esc,
+    json_block,
+    table_html,
+    text_table,
+    window_name,
+)
+
+INSIGHT_TYPES = ("ApiCallRateInsight", "ApiErrorRateInsight", "IpInsight")
+NOTEBOOK = Path("notebooks") / "insights_report.ipynb"
+RELATED_ROWS = 50
+RELATED_COLUMNS = ("eventTime", "eventName", "serviceName", "eventRW", "sourceIpAddress", "principalId",
+                   "userName", "userAgent", "errorCode", "eventId")
+#: Minutes of context shown around a rate incident.
+CONTEXT_MINUTES = 120
+
+
+# --------------------------------------------------------------------------- paths and parameters
+
+
+def repo_root() -> Path:
+    """The insights-kit checkout: the first parent of the cwd with ``pyproject.toml`` and
+    ``insights_kit/``, else the folder above the package (notebooks run from the repo root
+    or from ``notebooks/`` alike)."""
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "insights_kit").is_dir():
+            return folder
+    return Path(__file__).resolve().parents[1]
+
+
+def resolve(path: str | Path) -> Path:
+    """An absolute path; relative paths are relative to the repo root, not the cwd."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else repo_root() / p
+
+
+def split_sources(source: str | Sequence[str | Path]) -> list[Path]:
+    """``a;b`` (the notebook parameter) or a list, each resolved with :func:`resolve`."""
+    items = source.split(";") if isinstance(source, str) else [str(s) for s in source]
+    return [resolve(s.strip()) for s in items if s.strip()]
+
+
+def parse_time(text: str | datetime | None) -> datetime | None:
+    """ISO text (``Z`` or offset; naive = UTC) or a datetime; empty = None."""
+    if text is None or text == "":
+        return None
+    ts = text if isinstance(text, datetime) else datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+
+
+def _iso(ts: datetime | None) -> str:
+    return "" if ts is None else ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --------------------------------------------------------------------------- one region's data
+
+
+@dataclass
+class RegionContext:
+    """Everything the report notebook shows for one region."""
+
+    region: str
+    since: datetime | None
+    until: datetime | None
+    home_region: str | None
+    config: Any
+    events: pl.DataFrame  # canonical events analysed in the region (history before `since` included)
+    insights: pl.DataFrame  # flat Insights events (store.STORE_SCHEMA) of incidents starting in the window
+    out_dir: Path
+    source: str = ""
+    from_store: bool = False
+    charts: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def data_end(self) -> datetime | None:
+        last = self.events["eventTime"].max() if self.events.height else None
+        return self.until or (last + timedelta(minutes=1) if last else None)
+
+    @property
+    def data_start(self) -> datetime | None:
+        return self.events["eventTime"].min() if self.events.height else None
+
+
+def _history_days(config: Any) -> int:
+    return config.state_days
+
+
+def _in_window(insights: pl.DataFrame, since: datetime | None, until: datetime | None) -> pl.DataFrame:
+    """Insights events of incidents whose Start lies in [since, until) (their End included)."""
+    starts = insights.filter(pl.col("state") == "Start")
+    if since is not None:
+        starts = starts.filter(pl.col("eventTime") >= since)
+    if until is not None:
+        starts = starts.filter(pl.col("eventTime") < until)
+    return insights.filter(pl.col("sharedEventId").is_in(starts["sharedEventId"].implode()))
+
+
+def flatten_insights(events: list[dict[str, Any]]) -> pl.DataFrame:
+    """In-memory Insights events as the store's flat table (written to a scratch store)."""
+    from insights_kit import store
+
+    with tempfile.TemporaryDirectory(prefix="ik-store-") as scratch:
+        store.write_events(scratch, events)
+        return store.read_events(scratch)
+
+
+def load_region(
+    *,
+    source: str,
+    store: str = "",
+    region: str = "",
+    since: str = "",
+    until: str = "",
+    config: str = "",
+    home_region: str = "",
+    out_dir: str = "",
+) -> RegionContext:
+    """Load one region's events and Insights for the report notebook (its parameters as given).
+
+    ``store`` empty: detection runs in memory on ``source`` (``detect.detect_frame``).
+    ``region`` empty: the region with the most insights (then the most events).
+    """
+    import warnings
+
+    from insights_kit import detect
+    from insights_kit.config import load_config
+
+    with warnings.catch_warnings():  # tqdm.auto warns about ipywidgets in kernels; no bars here anyway
+        warnings.simplefilter("ignore")
+        from insights_kit.readers import load
+
+    cfg = load_config(str(resolve(config)) if config else None)
+    t_since, t_until = parse_time(since), parse_time(until)
+    # Rate baselines and IP history look back before the window: load that history too.
+    load_since = t_since - timedelta(days=_history_days(cfg)) if t_since else None
+    loaded = load(split_sources(source), since=load_since, until=t_until, progress=False)
+    events = loaded.events
+    store_dir = resolve(store) if store else None
+    home = home_region or None
+    if home is None and store_dir is not None and (store_dir / "summary.json").is_file():
+        home = json.loads((store_dir / "summary.json").read_text()).get("homeRegion")
+    if home is None:
+        home = cfg.detect.home_region or detect.choose_home_region(events)
+
+    if store_dir is not None:
+        from insights_kit import store as st
+
+        insights = st.read_events(store_dir)
+    else:
+        found, _summary = detect.detect_frame(events, config=cfg, home_region=home)
+        insights = flatten_insights(found)
+    insights = _in_window(insights, t_since, t_until)
+
+    analysed = detect.analysis_events(events, home_region=home or "") if home else events.with_columns(
+        pl.col("acsRegion").alias("analysisRegion"))
+    if not region:
+        region = _busiest_region(insights, analysed)
+    check_region(region)
+    region_events = analysed.filter(pl.col("analysisRegion") == region).sort(["eventTime", "eventId"]).collect()
+    out = resolve(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=f"ik-report-{region}-"))
+    out.mkdir(parents=True, exist_ok=True)
+    return RegionContext(
+        region=region,
+        since=t_since,
+        until=t_until,
+        home_region=home,
+        config=cfg,
+        events=region_events,
+        insights=insights.filter(pl.col("acsRegion") == region),
+        out_dir=out,
+        source=source,
+        from_store=store_dir is not None,
+    )
+
+
+def _busiest_region(insights: pl.DataFrame, analysed: pl.LazyFrame) -> str:
+    if insights.height:
+        top = insights.group_by("acsRegion").len().sort(["len", "acsRegion"], descending=[True, False])
+        return top["acsRegion"][0]
+    top = analysed.group_by("analysisRegion").len().drop_nulls().sort(["len", "analysisRegion"], descending=[True, False]).collect()
+    if not top.height:
+        raise ValueError("no events: cannot choose a region")
+    return top["analysisRegion"][0]
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def summary_by_day(insights: pl.DataFrame) -> pl.DataFrame:
+    """Incidents (Start events) per UTC day and type, with a total column and a total row."""
+    starts = insights.filter(pl.col("state") == "Start")
+    days = starts.select(pl.col("eventTime").dt.strftime("%Y-%m-%d").alias("day"), "insightType")
+    rows = []
+    for day in sorted(set(days["day"].to_list())):
+        sub = days.filter(pl.col("day") == day)
+        counts = {t: sub.filter(pl.col("insightType") == t).height for t in INSIGHT_TYPES}
+        rows.append({"day": day, **counts, "total": sum(counts.values())})
+    totals = {t: sum(r[t] for r in rows) for t in INSIGHT_TYPES}
+    rows.append({"day": "total", **totals, "total": sum(totals.values())})
+    return pl.DataFrame(rows, schema={"day": pl.String, **{t: pl.Int64 for t in INSIGHT_TYPES}, "total": pl.Int64})
+
+
+def summary_text(ctx: RegionContext) -> str:
+    """The deterministic plain-text summary checked by nbval (``NBVAL_CHECK_OUTPUT``)."""
+    ends = ctx.insights.filter(pl.col("state") == "End")["sharedEventId"]
+    starts = ctx.insights.filter(pl.col("state") == "Start")
+    still_open = starts.filter(~pl.col("sharedEventId").is_in(ends.implode())).height
+    head = (f"region {ctx.region}: {ctx.events.height} management events analysed, "
+            f"{starts.height} incidents ({still_open} open)")
+    return head + "\n\n" + text_table(summary_by_day(ctx.insights))
+
+
+def incidents(ctx: RegionContext) -> list[dict[str, Any]]:
+    """One dict per incident of the region: ``start``/``end`` events (parsed JSON) and key fields."""
+    inc = charts.incidents_frame(ctx.insights)
+    raw = {row["eventId"]: row for row in ctx.insights.iter_rows(named=True)}
+    by_shared: dict[str, dict[str, Any]] = {}
+    for row in raw.values():
+        entry = by_shared.setdefault(row["sharedEventId"], {})
+        entry[row["state"].lower()] = json.loads(row["raw"])
+    out = []
+    for n, row in enumerate(inc.iter_rows(named=True), start=1):
+        pair = by_shared.get(row["sharedEventId"], {})
+        out.append({
+            "number": n,
+            "sharedEventId": row["sharedEventId"],
+            "insightType": row["insightType"],
+            "insightObject": row["insightObject"],
+            "startTime": row["start"],
+            "endTime": row["end"],
+            "start": pair.get("start"),
+            "end": pair.get("end"),
+        })
+    return out
+
+
+def attribution_table(event: dict[str, Any]) -> pl.DataFrame:
+    """Attributions of an Insights event as rows (attribute, window, value, average)."""
+    rows = []
+    context = (event.get("insightDetails") or {}).get("insightContext") or {}
+    for item in context.get("attributions") or []:
+        for window in ("insight", "baseline"):
+            for value in item.get(window) or []:
+                rows.append({"attribute": str(item.get("attribute")), "window": window,
+                             "value": None if value.get("value") is None else str(value.get("value")),
+                             "average": None if value.get("average") is None else float(value["average"])})
+    return pl.DataFrame(rows, schema={"attribute": pl.String, "window": pl.String, "value": pl.String, "average": pl.Float64})
+
+
+def related(ctx: RegionContext, inc: dict[str, Any]) -> pl.DataFrame:
+    """The management events behind an incident (``store.related_events``), display columns."""
+    from insights_kit import store
+
+    pair = {"start": inc["start"], "end": inc["end"]}
+    frame = store.related_events(ctx.events.lazy(), pair, home_region=ctx.home_region)
+    return frame.select([c for c in RELATED_COLUMNS if c in frame.columns])
+
+
+# --------------------------------------------------------------------------- display (notebook)
+
+
+def _display(*objs: Any) -> None:
+    from IPython.display import display
+
+    display(*objs)
+
+
+def _html(markup: str) -> Any:
+    from IPython.display import HTML
+
+    return HTML(markup)
+
+
+def show_chart(ctx: RegionContext, chart: Any, name: str) -> dict[str, str]:
+    """Save ``chart`` as PNG+SVG in the region folder and display the SVG (offline)."""
+    from IPython.display import SVG
+
+    paths = charts.save_chart(chart, ctx.out_dir / name)
+    ctx.charts[name] = paths
+    _display(SVG(filename=paths["svg"]))
+    return paths
+
+
+def show_header(ctx: RegionContext) -> None:
+    window = f"{_iso(ctx.since) or 'start of data'} → {_iso(ctx.until) or 'end of data'}"
+    origin = "Insights store" if ctx.from_store else "in-memory detection"
+    _display(_html(
+        f'<p class="ik-nav"><a href="../index.html">← all regions</a></p>'
+        f"<h1>ActionTrail Insights — {esc(ctx.region)}</h1>"
+        f"<p>Window (UTC): {esc(window)}. Home region: {esc(ctx.home_region)}. Source: {esc(origin)}.</p>"
+    ))
+
+
+def show_summary(ctx: RegionContext) -> None:
+    """Insights per day and type: a chart (the table is printed by the nbval-checked cell)."""
+    if ctx.insights.height:
+        show_chart(ctx, charts.summary_by_day_chart(ctx.insights), "summary-by-day")
+
+
+def show_timeline(ctx: RegionContext) -> None:
+    since = ctx.since or ctx.data_start
+    show_chart(ctx, charts.timeline_chart(ctx.insights, since=since, until=ctx.data_end), "timeline")
+
+
+def _incident_heading(inc: dict[str, Any]) -> str:
+    start = inc["start"] or inc["end"] or {}
+    stats = ((start.get("insightDetails") or {}).get("insightContext") or {}).get("statistics") or {}
+    end_stats = (((inc["end"] or {}).get("insightDetails") or {}).get("insightContext") or {}).get("statistics") or stats
+    end = _iso(inc["endTime"]) if inc["endTime"] else "open"
+    base = (end_stats.get("baseline") or {}).get("average")
+    during = (end_stats.get("insight") or {}).get("average")
+    return (
+        f'<h2 id="incident-{inc["number"]}">{inc["number"]}. {esc(inc["insightType"])}: {esc(inc["insightObject"])}</h2>'
+        f"<p>Start {esc(_iso(inc['startTime']))}, end {esc(end)}; "
+        f"baseline average {esc(base)}, insight average {esc(during)}, "
+        f"{esc(end_stats.get('insightCount'))} events; sharedEventId <code>{esc(inc['sharedEventId'])}</code></p>"
+    )
+
+
+def show_incident(ctx: RegionContext, inc: dict[str, Any]) -> None:
+    """Chart(s), attributions, related events and the original JSON of one incident."""
+    _display(_html(_incident_heading(inc)))
+    event = inc["start"] or inc["end"]
+    details = event.get("insightDetails") or {}
+    account = event.get("recipientAccountId")
+    name = f"incident-{inc['number']:03d}"
+    if inc["insightType"] == "IpInsight":
+        _show_ip(ctx, inc, details, name)
+    else:
+        _show_rate(ctx, inc, details, account, name)
+    latest = inc["end"] or inc["start"]
+    _display(_html("<h3>Attributions</h3>" + table_html(attribution_table(latest))))
+    rel = related(ctx, inc)
+    _display(_html(f"<h3>Related management events (first {RELATED_ROWS} of {rel.height})</h3>"
+                   + table_html(rel, max_rows=RELATED_ROWS)))
+    body = "".join(json_block(e) for e in (inc["start"], inc["end"]) if e is not None)
+    _display(_html(f"<details><summary>Original Insights event JSON</summary>{body}</details>"))
+
+
+def _show_rate(ctx: RegionContext, inc: dict[str, Any], details: dict, account: str | None, name: str) -> None:
+    from insights_kit.detectors._rate import rate_series
+
+    kind = inc["insightType"]
+    section = ctx.config.call_rate if kind == "ApiCallRateInsight" else ctx.config.error_rate
+    unit = ctx.events.filter(pl.col("recipientAccountId") == account) if account else ctx.events
+    end = inc["endTime"] or ctx.data_end or inc["startTime"] + timedelta(minutes=1)
+    since = inc["startTime"] - timedelta(minutes=CONTEXT_MINUTES)
+    until = end + timedelta(minutes=CONTEXT_MINUTES)
+    data_start = unit["eventTime"].min().replace(second=0, microsecond=0) if unit.height else None
+    series = rate_series(
+        unit.lazy(), insight_type=kind, since=since, until=until,
+        service_name=details.get("serviceName"), event_name=details.get("eventName"),
+        error_code=details.get("errorCode"), config=section, data_start=data_start,
+    )
+    what = details.get("eventName") or details.get("insightObject")
+    label = "errors" if kind == "ApiErrorRateInsight" else "write calls"
+    title = f"{what}: {label} per minute" + (f" ({details['errorCode']})" if details.get("errorCode") else "")
+    show_chart(ctx, charts.rate_chart(series, incident_start=inc["startTime"], incident_end=inc["endTime"], title=title), name)
+
+
+def _show_ip(ctx: RegionContext, inc: dict[str, Any], details: dict, name: str) -> None:
+    ip = details.get("sourceIpAddress") or details.get("insightObject")
+    since = ctx.since or ctx.data_start
+    until = ctx.data_end
+    show_chart(ctx, charts.ip_trend_chart(ctx.events.lazy(), ip=ip, since=since, until=until), name)
+    calls, _ = charts.api_calls(ctx.events.lazy(), ip=ip, since=since, until=until, top=1000)
+    apis = calls.group_by("api").agg(pl.col("calls").sum()).sort(["calls", "api"], descending=[True, False])
+    _display(_html(f"<h3>APIs called from {esc(ip)}</h3>" + table_html(apis, max_rows=20)))
+    model = (details.get("insightContext") or {}).get("model") or {}
+    score, threshold = model.get("score"), model.get("threshold")
+    dims = pl.DataFrame(
+        [{"dimension": str(d.get("name")), "verdict": str(d.get("verdict")),
+          "score": None if d.get("score") is None else float(d["score"]),
+          "detail": None if d.get("detail") is None else json.dumps(d["detail"], ensure_ascii=False) if not isinstance(d["detail"], str) else d["detail"]}
+         for d in model.get("dimensions") or []],
+        schema={"dimension": pl.String, "verdict": pl.String, "score": pl.Float64, "detail": pl.String},
+    )
+    _display(_html(f"<h3>Heterogeneity score {esc(score)} (threshold {esc(threshold)})</h3>" + table_html(dims)))
+    if dims.height:
+        show_chart(ctx, charts.dimension_chart(model), f"{name}-dimensions")
+
+
+def show_incidents(ctx: RegionContext) -> int:
+    """Every incident of the region, in start order; returns how many."""
+    found = incidents(ctx)
+    if not found:
+        _display(_html("<p>No Insights in this region and window.</p>"))
+    for inc in found:
+        show_incident(ctx, inc)
+    return len(found)
+
+
+# --------------------------------------------------------------------------- HTML conversion
+
+_OFFLINE_TEMPLATE = """\
+{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+"""
+
+
+def notebook_to_html(notebook: str | Path, target: str | Path, *, title: str) -> Path:
+    """Executed notebook → self-contained HTML, code hidden, nothing loaded from a CDN.
+
+    The lab template's require.js, MathJax, mermaid and widget scripts come from CDNs, so an
+    in-memory template that extends it blanks those blocks; the result is checked with
+    :func:`~insights_kit.htmlsafe.assert_offline`.
+    """
+    import nbformat
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(
+        template_name="lab",
+        extra_loaders=[DictLoader({"ik_offline.html.j2": _OFFLINE_TEMPLATE})],
+        template_file="ik_offline.html.j2",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    nb = nbformat.read(str(notebook), as_version=4)
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    assert_offline(body, name=str(target))
+    target = Path(target)
+    _write_text(target, body)
+    return target
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- running the report
+
+
+def kernel_name() -> str:
+    """The kernel to run notebooks with: ``insights-kit`` when it is this interpreter, else ``python3``.
+
+    ``python3`` is jupyter_client's native kernel, which it starts with ``sys.executable``.
+    """
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        spec = KernelSpecManager().get_all_specs().get("insights-kit")
+    except Exception:  # no jupyter data dirs at all: the native kernel still works
+        spec = None
+    if spec:
+        argv0 = (spec.get("spec") or {}).get("argv", [""])[0]
+        if argv0 in ("python", "python3") or Path(argv0).resolve() == Path(sys.executable).resolve():
+            return "insights-kit"
+    return "python3"
+
+
+def notebook_path() -> Path:
+    """The report notebook (``notebooks/insights_report.ipynb`` of the checkout)."""
+    return repo_root() / NOTEBOOK
+
+
+def _kernel_env() -> None:
+    # Kernels inherit the environment: make the package importable even when not installed.
+    pkg_parent = str(Path(__file__).resolve().parents[1])
+    current = os.environ.get("PYTHONPATH", "")
+    if pkg_parent not in current.split(os.pathsep):
+        os.environ["PYTHONPATH"] = pkg_parent + (os.pathsep + current if current else "")
+
+
+def _last_line(exc: BaseException) -> str:
+    ename = getattr(exc, "ename", None) or type(exc).__name__
+    evalue = getattr(exc, "evalue", None)
+    text = f"{ename}: {evalue if evalue is not None else exc}".strip()
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ename
+
+
+def _execute_region(job: dict[str, Any]) -> dict[str, Any]:
+    """Worker: run the notebook for one region, then convert it; never raises."""
+    import papermill as pm
+
+    _kernel_env()
+    region_dir = Path(job["region_dir"])
+    region_dir.mkdir(parents=True, exist_ok=True)
+    output = region_dir / "report.ipynb"
+    result: dict[str, Any] = {"region": job["parameters"]["region"], "notebook": str(output), "html": None}
+    try:
+        pm.execute_notebook(
+            job["notebook"], str(output), parameters=job["parameters"], kernel_name=job["kernel"],
+            cwd=str(region_dir), progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+        )
+        result["status"] = "ok"
+    except Exception as exc:  # a failing region must not lose the others
+        result.update(status="failed", error=_last_line(exc))
+    if output.exists():
+        try:
+            result["html"] = str(notebook_to_html(output, region_dir / "report.html",
+                                                  title=f"insights-kit {job['parameters']['region']}"))
+        except Exception as exc:
+            if result["status"] == "ok":
+                result.update(status="failed", error=_last_line(exc))
+    result["charts"] = sorted(p.name for p in region_dir.glob("*.svg"))
+    return result
+
+
+def run_report(
+    sources: Sequence[str | Path],
+    out: str | Path,
+    *,
+    regions: str | Sequence[str] = "all",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    jobs: int = 2,
+    config: Any = None,
+    home_region: str | None = None,
+) -> dict[str, Any]:
+    """Detect once, then report every region in parallel; see the module docstring for the layout.
+
+    Returns
+    -------
+    dict
+        ``index`` (``DIR/index.html``), ``window``, ``window_index``, ``store``, ``summary``
+        (detect's), ``regions`` (region → ``status`` ok/failed, ``error``, ``html``,
+        ``notebook``, ``charts``, ``insights``) and ``failed`` (sorted region names).
+    """
+    from insights_kit.config import Config, to_toml
+    from insights_kit.detect import run_detect
+
+    out = Path(out).resolve()
+    window = window_name(since, until)
+    store_dir = out / "insights"
+    summary = run_detect([str(resolve(s)) for s in sources], store_dir, since=since, until=until,
+                         home_region=home_region, config=config)
+    known = sorted(summary.get("regions", {}))
+    wanted = known if regions == "all" else list(dict.fromkeys(regions))
+
+    staging = out / f".{window}.tmp-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    config_path = ""
+    if isinstance(config, Config):
+        config_path = str(staging / "config.toml")
+        _write_text(Path(config_path), to_toml(config))
+    elif config:
+        config_path = str(resolve(config))
+
+    results: dict[str, dict[str, Any]] = {}
+    job_list = []
+    for region in wanted:
+        try:
+            check_region(region)
+        except ValueError as exc:
+            results[str(region)] = {"region": str(region), "status": "failed", "error": str(exc), "html": None,
+                                    "notebook": None, "charts": []}
+            continue
+        job_list.append({
+            "notebook": str(notebook_path()),
+            "kernel": kernel_name(),
+            "region_dir": str(staging / region),
+            "parameters": {
+                "source": ";".join(str(resolve(s)) for s in sources),
+                "store": str(store_dir),
+                "region": region,
+                "since": _iso(since),
+                "until": _iso(until),
+                "out_dir": str(staging / region),
+                "config": config_path,
+                "home_region": summary.get("homeRegion") or home_region or "",
+            },
+        })
+    if job_list:
+        # spawn, not fork: the parent has Polars' thread pool running.
+        with ProcessPoolExecutor(max_workers=max(1, int(jobs)), mp_context=get_context("spawn")) as pool:
+            futures = {pool.submit(_execute_region, job): job["parameters"]["region"] for job in job_list}
+            for future, region in futures.items():
+                try:
+                    results[region] = future.result()
+                except Exception as exc:  # the worker process itself died
+                    results[region] = {"region": region, "status": "failed", "error": _last_line(exc),
+                                       "html": None, "notebook": None, "charts": []}
+
+    for region, res in results.items():
+        res["insights"] = dict((summary.get("regions", {}).get(region) or {}).get("insights") or {})
+        res["events"] = (summary.get("regions", {}).get(region) or {}).get("events")
+    _write_text(staging / "index.html", window_index_html(window, results, since=since, until=until,
+                                                          home_region=summary.get("homeRegion")))
+
+    final = out / window
+    _replace_dir(staging, final)
+    for res in results.values():  # paths as they are after the move
+        for key in ("html", "notebook"):
+            if res.get(key):
+                res[key] = str(final / Path(res[key]).relative_to(staging))
+    _write_text(out / "index.html", root_index_html(out, latest=window))
+    failed = sorted(r for r, res in results.items() if res["status"] != "ok")
+    return {
+        "index": str(out / "index.html"),
+        "window": window,
+        "window_index": str(final / "index.html"),
+        "store": str(store_dir),
+        "summary": summary,
+        "regions": dict(sorted(results.items())),
+        "failed": failed,
+    }
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Put ``new`` at ``target``, replacing a previous run of the same window."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, target)
+
+
+# --------------------------------------------------------------------------- index pages
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem;color:#222}
+table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
+th{background:#f3f3f3}td.num{text-align:right}tr.failed td{background:#fdecea}.err{color:#a40000}
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>{body}</body></html>\n"
+    )
+
+
+def window_index_html(window: str, results: dict[str, dict[str, Any]], *, since: datetime | None = None,
+                      until: datetime | None = None, home_region: str | None = None) -> str:
+    """``DIR/<window>/index.html``: one row per region with its insight counts by type."""
+    check_window(window)
+    head = "".join(f"<th>{esc(t)}</th>" for t in ("region", "status", "events", *INSIGHT_TYPES, "total", "files"))
+    rows = []
+    for region in sorted(results):
+        res = results[region]
+        counts = [int((res.get("insights") or {}).get(t, 0)) for t in INSIGHT_TYPES]
+        safe = _safe_region(region)
+        if res.get("status") == "ok" and safe:
+            status = "ok"
+            name = f'<a href="{esc(safe)}/report.html">{esc(region)}</a>'
+        else:
+            status = f'<span class="err">failed: {esc(res.get("error") or "unknown error")}</span>'
+            name = f'<a href="{esc(safe)}/report.html">{esc(region)}</a>' if safe and res.get("html") else esc(region)
+        files = f'<a href="{esc(safe)}/report.ipynb">notebook</a>' if safe and res.get("notebook") else ""
+        rows.append(
+            f'<tr class="{"ok" if res.get("status") == "ok" else "failed"}"><td>{name}</td><td>{status}</td>'
+            f'<td class="num">{esc(res.get("events") if res.get("events") is not None else "")}</td>'
+            + "".join(f'<td class="num">{c}</td>' for c in counts)
+            + f'<td class="num">{sum(counts)}</td><td>{files}</td></tr>'
+        )
+    body = (
+        f'<p><a href="../index.html">all report windows</a></p>'
+        f"<h1>ActionTrail Insights report</h1>"
+        f"<p>Window (UTC): {esc(_iso(since) or 'start of data')} → {esc(_iso(until) or 'end of data')}"
+        f" &nbsp; Home region: {esc(home_region or '')}</p>"
+        f'<table id="regions"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        "<p>Counts are Insights incidents (Start events) by type.</p>"
+    )
+    return _page(f"insights-kit report {window}", body)
+
+
+def _safe_region(region: str) -> str | None:
+    try:
+        return check_region(region)
+    except ValueError:
+        return None
+
+
+def root_index_html(out: Path, *, latest: str) -> str:
+    """``DIR/index.html``: a link to the latest window, then every window in the folder."""
+    check_window(latest)
+    windows = sorted((p.name for p in out.iterdir() if p.is_dir() and _is_window(p.name)), reverse=True)
+    items = "".join(f'<li><a href="{esc(w)}/index.html">{esc(w)}</a></li>' for w in windows)
+    body = (
+        "<h1>ActionTrail Insights reports</h1>"
+        f'<p>Latest: <a id="latest" href="{esc(latest)}/index.html">{esc(latest)}</a></p>'
+        f"<h2>All windows</h2><ul>{items}</ul>"
+    )
+    return _page("insights-kit reports", body)
+
+
+def _is_window(name: str) -> bool:
+    try:
+        check_window(name)
+        return True
+    except ValueError:
+        return False
