@@ -50,7 +50,7 @@ bench: setup
 # Regenerates the shipped sample (see data/README.md).
 sample: setup
 	rm -rf data/sample
-	$(BIN)/insights-kit simulate --out data/sample --days 9 --seed 7 --scale 0.04
+	$(BIN)/insights-kit simulate --out data/sample --days 9 --seed 7 --scale 0.02 --file-minutes 60
 
 clean:
 	rm -rf $(VENV) out

@@ -85,11 +85,12 @@ def simulate(
     days: Annotated[int, typer.Option(help="Days to simulate.")] = 14,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 1,
     scale: Annotated[float, typer.Option(help="Volume: 1.0 is about 100,000 events a day.")] = 1.0,
+    file_minutes: Annotated[int, typer.Option(help="Minutes of events per delivery file (ActionTrail: about 5).")] = 5,
 ) -> None:
     """Write a realistic account's management events with labelled incidents."""
     from insights_kit.simulate import simulate as run
 
-    result = run(out, days=days, seed=seed, scale=scale)
+    result = run(out, days=days, seed=seed, scale=scale, file_minutes=file_minutes)
     typer.echo(f"wrote {result.events} events in {result.files} files to {result.out}; labels: {result.labels_path}")
 
 
@@ -205,7 +206,7 @@ def show(
         except _expected_errors() as exc:
             _fail(str(exc))
         home = home_region or _store_home_region(store)
-        related = st.related_events(events, pair["start"], home_region=home)
+        related = st.related_events(events, pair, home_region=home)
         typer.echo(f"{related.height} management events behind it:")
         with_cols = [c for c in ("eventTime", "eventName", "sourceIpAddress", "principalId", "userAgent", "errorCode") if c in related.columns]
         typer.echo(st.format_table(related.select(with_cols), "csv"))

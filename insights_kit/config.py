@@ -9,7 +9,7 @@ Sections: ``[detect]`` (run-wide settings, :class:`DetectConfig`), ``[call_rate]
 Examples
 --------
 >>> cfg = load_config(None)
->>> cfg.detect.baseline_days
+>>> cfg.call_rate.baseline_days
 7
 """
 
@@ -31,32 +31,21 @@ class DetectConfig:
 
     Parameters
     ----------
-    baseline_days : int, default 7
-        Days of history the rate baselines use (AWS uses 7 days for its reported baseline).
     learning_hours : int, default 24
         A unit's first hours are learning only (ActionTrail: first insight after 24 h).
     lag_minutes : int, default 15
         Each run re-reads this margin before ``--since``: ActionTrail delivers within about
         10 minutes, so the previous window's last files may land after its run.
-    ip_history_days : int, default 30
-        How long an address stays known. Keep equal to ``[ip].history_days``.
     home_region : str, default ""
         Region that analyses global events; empty = the region with the most events.
     allowlist_file : str, default ""
         Allow-list of addresses/CIDRs and ``principal:<id>`` lines that never raise IpInsight.
     """
 
-    baseline_days: int = 7
     learning_hours: int = 24
     lag_minutes: int = 15
-    ip_history_days: int = 30
     home_region: str = ""
     allowlist_file: str = ""
-
-    @property
-    def state_days(self) -> int:
-        """Days of events kept in ``--state``: enough for every detector's history."""
-        return max(self.baseline_days, self.ip_history_days) + 1
 
 
 def _section_factories() -> dict[str, Any]:
@@ -87,6 +76,11 @@ class Config:
         for name in ("call_rate", "error_rate", "ip"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, factories[name]())
+
+    @property
+    def state_days(self) -> int:
+        """Days of events kept in ``--state``: enough for every detector's history."""
+        return max(self.call_rate.baseline_days, self.error_rate.baseline_days, self.ip.history_days) + 1
 
 
 class ConfigError(ValueError):

@@ -245,7 +245,7 @@ def _summary(results: list[UnitResult], *, home_region: str | None, config: Conf
             "events": sum(r.events for r in results),
             "insights": {t: sum(v["insights"][t] for v in regions.values()) for t in INSIGHT_TYPES},
         },
-        "config": {"learning_hours": config.detect.learning_hours, "baseline_days": config.detect.baseline_days},
+        "config": {"learningHours": config.detect.learning_hours, "stateDays": config.state_days},
     }
 
 
@@ -389,7 +389,7 @@ def run_detect(
         summary["quarantine"] = {"records": 0, "file": None}
 
     if st.path is not None and data_end is not None:
-        keep_from = data_end - timedelta(days=cfg.detect.state_days)
+        keep_from = data_end - timedelta(days=cfg.state_days)
         st.events = events_lf.filter(pl.col("eventTime") >= keep_from).collect()
         ledger_new = pl.DataFrame(
             {"eventId": [e["eventId"] for e in emitted], "eventTime": [e["eventTime"] for e in emitted]},

@@ -14,20 +14,20 @@ def test_defaults_round_trip_through_toml(tmp_path):
 
 def test_partial_file_overrides_only_its_keys(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text("[detect]\nbaseline_days = 14\n[ip]\nthreshold = 0.7\n")
+    path.write_text("[call_rate]\nbaseline_days = 14\n[ip]\nthreshold = 0.7\n")
     cfg = load_config(path)
-    assert cfg.detect.baseline_days == 14
+    assert cfg.call_rate.baseline_days == 14 and cfg.state_days == 31
     assert cfg.ip.threshold == 0.7
-    assert cfg.call_rate == load_config(None).call_rate
+    assert cfg.error_rate == load_config(None).error_rate
     assert dataclasses.is_dataclass(cfg.error_rate)
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[detect]\nbaseline_dayz = 3\n", "unknown key detect.baseline_dayz"),
+        ("[detect]\nlearning_hourz = 3\n", "unknown key detect.learning_hourz"),
         ("[nope]\nx = 1\n", "unknown section [nope]"),
-        ("[detect]\nbaseline_days = 'seven'\n", "detect.baseline_days must be int"),
+        ("[detect]\nlearning_hours = 'a day'\n", "detect.learning_hours must be int"),
         ("[detect\n", "not valid TOML"),
     ],
 )
