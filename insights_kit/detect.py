@@ -32,6 +32,11 @@ from insights_kit.detectors.base import Allowlist, Detector, UnitContext, empty_
 from insights_kit.schema import EVENT_SCHEMA, conform
 
 STATE_VERSION = 1
+#: Canonical columns no detector or attribution reads; not held in memory during detection.
+UNUSED_BY_DETECTORS = [
+    "eventId", "requestId", "errorMessage", "sourceFile", "sourceFormat", "eventVersion",
+    "vpcId", "accessKeyId", "accountId", "userIdentityType", "eventType",
+]
 INSIGHT_TYPES = ("ApiCallRateInsight", "ApiErrorRateInsight", "IpInsight")
 
 
@@ -120,7 +125,7 @@ def detect_unit(
             wanted |= insight_events.series_predicate(row) & pl.col("eventTime").is_between(lo, hi, closed="left")
         related = events.filter(wanted).collect()
     else:
-        related = pl.DataFrame(schema=EVENT_SCHEMA)
+        related = events.head(0).collect()
     built = insight_events.assemble(incidents, related, account=account, region=region)
     n_events = events.select(pl.len()).collect().item()
     return UnitResult(
@@ -182,14 +187,20 @@ def _detect_units(
         start = min(first, datetime.fromisoformat(known_start)) if known_start else first
         start = start.replace(second=0, microsecond=0)
         end = data_end or _minute_ceiling(last + timedelta(microseconds=1))
-        unit_lf = lf.filter(
-            (pl.col("recipientAccountId") == account)
-            if account is not None
-            else pl.col("recipientAccountId").is_null()
-        ).filter(pl.col("analysisRegion") == region)
+        # One materialised frame per unit: every detector reads it, and a lake is scanned once.
+        unit_df = (
+            lf.filter(
+                (pl.col("recipientAccountId") == account)
+                if account is not None
+                else pl.col("recipientAccountId").is_null()
+            )
+            .filter(pl.col("analysisRegion") == region)
+            .drop(UNUSED_BY_DETECTORS)
+            .collect()
+        )
         results.append(
             detect_unit(
-                unit_lf,
+                unit_df.lazy(),
                 account=account or "",
                 region=region,
                 config=config,

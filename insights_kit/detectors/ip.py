@@ -134,6 +134,8 @@ class IpConfig:
         Historical (address, day) profiles needed before an IsolationForest is trained.
     n_estimators : int, default 100
         IsolationForest trees.
+    n_jobs : int, default 1
+        Threads that build the trees (the forest is the same for any value).
     max_samples : int, default 256
         IsolationForest sub-sample size (capped at the number of profiles).
     seed : int, default 0
@@ -179,6 +181,7 @@ class IpConfig:
     if_weight: float = 0.3
     min_training_profiles: int = 30
     n_estimators: int = 100
+    n_jobs: int = 1
     max_samples: int = 256
     seed: int = 0
     percentile_profiles: int = 4096
@@ -274,11 +277,14 @@ class IpDetector(Detector):
             n_estimators=cfg.n_estimators,
             max_samples=min(cfg.max_samples, len(x_train)),
             random_state=cfg.seed,
+            n_jobs=cfg.n_jobs,  # trees come from seeds drawn up front: same forest for any n_jobs
         ).fit(x_train)
         # the percentile reference: every profile, or an even deterministic stride of them
         stride = max(1, math.ceil(len(x_train) / cfg.percentile_profiles))
         train_anomaly = np.sort(-forest.score_samples(x_train[::stride]))
-        anomaly = -forest.score_samples(rows.select(DIMENSIONS).to_numpy())
+        # Cumulative per-minute profiles repeat a lot: score each distinct vector once.
+        distinct, inverse = np.unique(rows.select(DIMENSIONS).to_numpy(), axis=0, return_inverse=True)
+        anomaly = -forest.score_samples(distinct)[inverse.reshape(-1)]
         # ties count half: a candidate the forest cannot tell from every profile sits at 0.5, not 0
         lower = np.searchsorted(train_anomaly, anomaly, side="left")
         upper = np.searchsorted(train_anomaly, anomaly, side="right")
