@@ -197,6 +197,7 @@ def _detect_units(
             .filter(pl.col("analysisRegion") == region)
             .drop(UNUSED_BY_DETECTORS)
             .collect()
+            .sort("eventTime", maintain_order=True)
         )
         results.append(
             detect_unit(

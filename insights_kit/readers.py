@@ -82,7 +82,7 @@ class LoadStats:
 
 @dataclass
 class LoadResult:
-    events: pl.LazyFrame  # canonical, deduplicated, sorted by (eventTime, eventId)
+    events: pl.LazyFrame  # canonical, deduplicated, sorted by (eventTime, eventId); a lake: lake order
     quarantine: pl.DataFrame  # QUARANTINE_SCHEMA
     stats: LoadStats
     warnings: list[str] = field(default_factory=list)
@@ -324,8 +324,9 @@ def _load_parquet_lazily(files: list[Path], window: pl.Expr | None, stats: LoadS
     stats.outside_window = total - n
     stats.loaded = n
     stats.by_format = {"parquet": n} if n else {}
-    # Lake rows keep their provenance (sourceFormat/sourceFile of the original delivery).
-    return kept.with_columns(pl.col("sourceFormat").fill_null("parquet")).sort("eventTime", "eventId")
+    # Not sorted here: a global sort would materialise every column of the whole lake. Rows
+    # come in lake order (partition, then eventTime, eventId), which is deterministic.
+    return kept.with_columns(pl.col("sourceFormat").fill_null("parquet"))
 
 
 def _read_parquet(path: Path, window: pl.Expr | None) -> _Part:
