@@ -635,7 +635,7 @@ def run_report(
         for key in ("html", "notebook"):
             if res.get(key):
                 res[key] = str(final / Path(res[key]).relative_to(staging))
-    _write_text(out / "index.html", root_index_html(out, latest=window))
+    _write_text(out / "index.html", root_index_html(out, latest=window, results=results))
     failed = sorted(r for r, res in results.items() if res["status"] != "ok")
     return {
         "index": str(out / "index.html"),
@@ -675,36 +675,43 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def window_index_html(window: str, results: dict[str, dict[str, Any]], *, since: datetime | None = None,
-                      until: datetime | None = None, home_region: str | None = None) -> str:
-    """``DIR/<window>/index.html``: one row per region with its insight counts by type."""
-    check_window(window)
+def regions_table(results: dict[str, dict[str, Any]], *, prefix: str = "") -> str:
+    """One row per region with its insight counts by type; links are relative to ``prefix``."""
     head = "".join(f"<th>{esc(t)}</th>" for t in ("region", "status", "events", *INSIGHT_TYPES, "total", "files"))
     rows = []
     for region in sorted(results):
         res = results[region]
         counts = [int((res.get("insights") or {}).get(t, 0)) for t in INSIGHT_TYPES]
         safe = _safe_region(region)
+        link = f'<a href="{esc(prefix)}{esc(safe)}/report.html">{esc(region)}</a>' if safe else esc(region)
         if res.get("status") == "ok" and safe:
-            status = "ok"
-            name = f'<a href="{esc(safe)}/report.html">{esc(region)}</a>'
+            status, name = "ok", link
         else:
             status = f'<span class="err">failed: {esc(res.get("error") or "unknown error")}</span>'
-            name = f'<a href="{esc(safe)}/report.html">{esc(region)}</a>' if safe and res.get("html") else esc(region)
-        files = f'<a href="{esc(safe)}/report.ipynb">notebook</a>' if safe and res.get("notebook") else ""
+            name = link if safe and res.get("html") else esc(region)
+        files = f'<a href="{esc(prefix)}{esc(safe)}/report.ipynb">notebook</a>' if safe and res.get("notebook") else ""
         rows.append(
             f'<tr class="{"ok" if res.get("status") == "ok" else "failed"}"><td>{name}</td><td>{status}</td>'
             f'<td class="num">{esc(res.get("events") if res.get("events") is not None else "")}</td>'
             + "".join(f'<td class="num">{c}</td>' for c in counts)
             + f'<td class="num">{sum(counts)}</td><td>{files}</td></tr>'
         )
+    return (
+        f'<table id="regions"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        "<p>Counts are Insights incidents (Start events) by type.</p>"
+    )
+
+
+def window_index_html(window: str, results: dict[str, dict[str, Any]], *, since: datetime | None = None,
+                      until: datetime | None = None, home_region: str | None = None) -> str:
+    """``DIR/<window>/index.html``: one row per region with its insight counts by type."""
+    check_window(window)
     body = (
         f'<p><a href="../index.html">all report windows</a></p>'
         f"<h1>ActionTrail Insights report</h1>"
         f"<p>Window (UTC): {esc(_iso(since) or 'start of data')} → {esc(_iso(until) or 'end of data')}"
         f" &nbsp; Home region: {esc(home_region or '')}</p>"
-        f'<table id="regions"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
-        "<p>Counts are Insights incidents (Start events) by type.</p>"
+        + regions_table(results)
     )
     return _page(f"insights-kit report {window}", body)
 
@@ -716,15 +723,16 @@ def _safe_region(region: str) -> str | None:
         return None
 
 
-def root_index_html(out: Path, *, latest: str) -> str:
-    """``DIR/index.html``: a link to the latest window, then every window in the folder."""
+def root_index_html(out: Path, *, latest: str, results: dict[str, dict[str, Any]] | None = None) -> str:
+    """``DIR/index.html``: the latest window's regions with their counts, then every window."""
     check_window(latest)
     windows = sorted((p.name for p in out.iterdir() if p.is_dir() and _is_window(p.name)), reverse=True)
     items = "".join(f'<li><a href="{esc(w)}/index.html">{esc(w)}</a></li>' for w in windows)
     body = (
         "<h1>ActionTrail Insights reports</h1>"
         f'<p>Latest: <a id="latest" href="{esc(latest)}/index.html">{esc(latest)}</a></p>'
-        f"<h2>All windows</h2><ul>{items}</ul>"
+        + (regions_table(results, prefix=f"{latest}/") if results else "")
+        + f"<h2>All windows</h2><ul>{items}</ul>"
     )
     return _page("insights-kit reports", body)
 

@@ -219,3 +219,14 @@ def test_hostile_values_appear_only_escaped(hostile_report):
         assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 10
         assert "ApiCallRateInsight" in page and "IpInsight" in page
         assert "import insights_kit" not in page and "report.load_region" not in page  # code hidden
+
+
+def test_root_index_lists_the_latest_windows_regions_with_counts(tmp_path):
+    from insights_kit.report import root_index_html
+
+    window = "20250303T0000Z_20250310T0000Z"
+    (tmp_path / window).mkdir()
+    results = {"cn-hangzhou": {"status": "ok", "events": 12, "insights": {"IpInsight": 2}, "html": "x", "notebook": "y"}}
+    page = root_index_html(tmp_path, latest=window, results=results)
+    assert f'href="{window}/cn-hangzhou/report.html"' in page
+    assert '<td class="num">2</td>' in page and '<td class="num">12</td>' in page
