@@ -159,3 +159,16 @@ def test_sans_ransomware_new_ip_and_error_onset(tmp_path):
         )
     )
     assert onset.height >= 1
+
+
+def test_query_counts_match_the_detect_summary(tmp_path, small_sim):
+    summary = run_detect([small_sim], tmp_path / "out")
+    counts = store.counts(tmp_path / "out")
+    got = {(r, t): c for r, t, c in counts.select("RegionId", "InsightType", "Count").iter_rows()}
+    expected = {
+        (region, kind): n
+        for region, entry in summary["regions"].items()
+        for kind, n in entry["insights"].items()
+        if n
+    }
+    assert got == expected and expected
