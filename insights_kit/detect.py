@@ -36,6 +36,8 @@ STATE_VERSION = 1
 UNUSED_BY_DETECTORS = [
     "eventId", "requestId", "errorMessage", "sourceFile", "sourceFormat", "eventVersion",
     "vpcId", "accessKeyId", "accountId", "userIdentityType", "eventType",
+    # constant within a unit once it is selected
+    "acsRegion", "isGlobal", "recipientAccountId", "analysisRegion",
 ]
 INSIGHT_TYPES = ("ApiCallRateInsight", "ApiErrorRateInsight", "IpInsight")
 
@@ -197,8 +199,9 @@ def _detect_units(
             .filter(pl.col("analysisRegion") == region)
             .drop(UNUSED_BY_DETECTORS)
             .collect()
-            .sort("eventTime", maintain_order=True)
         )
+        if not unit_df["eventTime"].is_sorted():  # a lake region is usually in order already
+            unit_df = unit_df.sort("eventTime", maintain_order=True)
         results.append(
             detect_unit(
                 unit_df.lazy(),
