@@ -408,11 +408,16 @@ class IpDetector(Detector):
             .sort("ctxKey", "address", "minute")
         )
         parts = []
-        h = self.config.history_days
+        h, w, threshold = self.config.history_days, self.config.if_weight, self.config.threshold
+        # The percentile is in [0, 1]: below this weighted mean no candidate can reach the
+        # threshold with or without the forest, and nothing is emitted, so skip the fit.
+        reachable = (threshold - w) / (1 - w) if w < 1 else -math.inf
         for day, part in scored.group_by("ctxKey", maintain_order=True):
             day = day[0]
             training = profiles.filter(pl.col("day").is_between(day - h, day - 1))
-            percentile = self._forest_percentiles(training, part)
+            percentile = (
+                self._forest_percentiles(training, part) if part["weightedMean"].max() >= reachable else None
+            )
             parts.append(
                 part.with_columns(
                     pl.Series("isolationForest", percentile, dtype=pl.Float64)
