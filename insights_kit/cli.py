@@ -205,16 +205,11 @@ def show(
             events = load(source).events
         except _expected_errors() as exc:
             _fail(str(exc))
-        home = home_region or _store_home_region(store)
+        home = home_region or st.home_region(store)
         related = st.related_events(events, pair, home_region=home)
         typer.echo(f"{related.height} management events behind it:")
         with_cols = [c for c in ("eventTime", "eventName", "sourceIpAddress", "principalId", "userAgent", "errorCode") if c in related.columns]
         typer.echo(st.format_table(related.select(with_cols), "csv"))
-
-
-def _store_home_region(store: Path) -> str | None:
-    summary = store / "summary.json"
-    return json.loads(summary.read_text()).get("homeRegion") if summary.exists() else None
 
 
 @app.command()

@@ -123,10 +123,6 @@ class RegionContext:
         return self.events["eventTime"].min() if self.events.height else None
 
 
-def _history_days(config: Any) -> int:
-    return config.state_days
-
-
 def _in_window(insights: pl.DataFrame, since: datetime | None, until: datetime | None) -> pl.DataFrame:
     """Insights events of incidents whose Start lies in [since, until) (their End included)."""
     starts = insights.filter(pl.col("state") == "Start")
@@ -135,15 +131,6 @@ def _in_window(insights: pl.DataFrame, since: datetime | None, until: datetime |
     if until is not None:
         starts = starts.filter(pl.col("eventTime") < until)
     return insights.filter(pl.col("sharedEventId").is_in(starts["sharedEventId"].implode()))
-
-
-def flatten_insights(events: list[dict[str, Any]]) -> pl.DataFrame:
-    """In-memory Insights events as the store's flat table (written to a scratch store)."""
-    from insights_kit import store
-
-    with tempfile.TemporaryDirectory(prefix="ik-store-") as scratch:
-        store.write_events(scratch, events)
-        return store.read_events(scratch)
 
 
 def load_region(
@@ -165,6 +152,7 @@ def load_region(
     import warnings
 
     from insights_kit import detect
+    from insights_kit import store as st
     from insights_kit.config import load_config
 
     with warnings.catch_warnings():  # tqdm.auto warns about ipywidgets in kernels; no bars here anyway
@@ -174,23 +162,21 @@ def load_region(
     cfg = load_config(str(resolve(config)) if config else None)
     t_since, t_until = parse_time(since), parse_time(until)
     # Rate baselines and IP history look back before the window: load that history too.
-    load_since = t_since - timedelta(days=_history_days(cfg)) if t_since else None
+    load_since = t_since - timedelta(days=cfg.state_days) if t_since else None
     loaded = load(split_sources(source), since=load_since, until=t_until, progress=False)
     events = loaded.events
     store_dir = resolve(store) if store else None
-    home = home_region or None
-    if home is None and store_dir is not None and (store_dir / "summary.json").is_file():
-        home = json.loads((store_dir / "summary.json").read_text()).get("homeRegion")
-    if home is None:
-        home = cfg.detect.home_region or detect.choose_home_region(events)
-
+    home = (
+        home_region
+        or (st.home_region(store_dir) if store_dir is not None else None)
+        or cfg.detect.home_region
+        or detect.choose_home_region(events)
+    )
     if store_dir is not None:
-        from insights_kit import store as st
-
         insights = st.read_events(store_dir)
     else:
         found, _summary = detect.detect_frame(events, config=cfg, home_region=home)
-        insights = flatten_insights(found)
+        insights = st.events_frame(found)
     insights = _in_window(insights, t_since, t_until)
 
     analysed = detect.analysis_events(events, home_region=home or "") if home else events.with_columns(

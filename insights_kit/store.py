@@ -350,14 +350,33 @@ def read_events(store: str | Path) -> pl.DataFrame:
     >>> read_events("/nonexistent").columns[:3]
     ['eventId', 'eventTime', 'acsRegion']
     """
-    rows = []
-    for path in store_files(store):
-        for number, text, event in _read_lines(path):
-            rows.append(_row(event, text, f"{path}:{number}"))
+    rows = [
+        _row(event, text, f"{path}:{number}")
+        for path in store_files(store)
+        for number, text, event in _read_lines(path)
+    ]
+    return _frame(rows)
+
+
+def events_frame(events: Iterable[dict]) -> pl.DataFrame:
+    """In-memory Insights events (e.g. from ``detect.detect_frame``) as :func:`read_events`' table.
+
+    ``raw`` is the JSON text :func:`write_events` would store.
+    """
+    return _frame([_row(event, _dumps(event), f"event {i}") for i, event in enumerate(events)])
+
+
+def _frame(rows: list[tuple]) -> pl.DataFrame:
     if not rows:
         return empty_store()
     frame = pl.DataFrame(rows, schema=STORE_SCHEMA, orient="row")
     return frame.unique("eventId", keep="first", maintain_order=True).sort(["eventTime", "eventId"])
+
+
+def home_region(store: str | Path) -> str | None:
+    """The home region the store's last detect run used (its ``summary.json``), if known."""
+    summary = Path(store) / "summary.json"
+    return json.loads(summary.read_text()).get("homeRegion") if summary.is_file() else None
 
 
 # --------------------------------------------------------------------------- querying
@@ -668,15 +687,11 @@ def related_events(
     details = anchor.get("insightDetails") or {}
     region = anchor.get("acsRegion")
     account = anchor.get("recipientAccountId")
-    if home_region is None:
-        from insights_kit.detect import choose_home_region
+    from insights_kit.detect import analysis_events, choose_home_region
 
-        home_region = choose_home_region(lf)
-    analysis_region = (
-        pl.when(pl.col("isGlobal").fill_null(False) & pl.lit(home_region is not None))
-        .then(pl.lit(home_region, dtype=pl.String))
-        .otherwise(pl.col("acsRegion"))
-    )
+    # The same region assignment detect used (global events belong to the home region);
+    # a home region is None only when there are no events at all.
+    lf = analysis_events(lf, home_region=home_region or choose_home_region(lf) or "")
     same_account = (
         pl.col("recipientAccountId") == account
         if account
@@ -685,10 +700,11 @@ def related_events(
     return (
         lf.filter(
             same_account
-            & (analysis_region == region)
+            & (pl.col("analysisRegion") == region)
             & pl.col("eventTime").is_between(start - margin, end + margin, closed="left")
             & _series(details)
         )
         .sort(["eventTime", "eventId"])
+        .drop("analysisRegion")
         .collect()
     )

@@ -45,7 +45,7 @@ import altair as alt
 import polars as pl
 from IPython.display import HTML, display
 
-from insights_kit import charts, evaluate, htmlsafe, report
+from insights_kit import charts, evaluate, htmlsafe, report, store
 from insights_kit.config import Config, to_toml
 from insights_kit.detect import detect_frame
 from insights_kit.simulate import simulate
@@ -102,7 +102,7 @@ for params in trials:
     cfg = build(params)
     for seed, (events, labels) in simulations.items():
         found, _ = detect_frame(events.lazy(), config=cfg)
-        scored = evaluate.score(report.flatten_insights(found), labels, tolerance_minutes=tolerance_minutes)
+        scored = evaluate.score(store.events_frame(found), labels, tolerance_minutes=tolerance_minutes)
         for kind, m in sorted(scored["by_type"].items()):
             rows.append({
                 "run": run_id, "seed": seed, "days": days, "scale": scale,
