@@ -118,22 +118,13 @@ def detect_unit(
     frames = [d.detect(events, ctx) for d in (detectors or build_detectors(config))]
     incidents = pl.concat([f for f in frames if f.height] or [empty_incidents()], how="vertical")
     incidents = incidents.sort(["startTime", "insightType", "insightObject", "errorCode"], nulls_last=True)
-    # Attributions only need the events of the incidents' series: collect just those rows.
-    if incidents.height:
-        wanted = pl.lit(False)
-        for row in incidents.iter_rows(named=True):
-            lo = row["startTime"] - timedelta(minutes=int(row["baselineDuration"] or 0))
-            hi = row["endTime"] or data_end
-            wanted |= insight_events.series_predicate(row) & pl.col("eventTime").is_between(lo, hi, closed="left")
-        related = events.filter(wanted).collect()
-    else:
-        related = events.head(0).collect()
-    built = insight_events.assemble(incidents, related, account=account, region=region)
-    n_events = events.select(pl.len()).collect().item()
+    # The unit is in memory (see _detect_units): assemble filters it per incident.
+    frame = events.collect()
+    built = insight_events.assemble(incidents, frame, account=account, region=region)
     return UnitResult(
         account,
         region,
-        n_events,
+        frame.height,
         incidents,
         built,
         dict(ctx.counters),
