@@ -33,7 +33,8 @@ from typing import Any, Iterable
 
 import polars as pl
 
-REGION_PATTERN = re.compile(r"^[a-z0-9-]+$")
+from insights_kit import schema
+
 _STAMP = r"(?:\d{8}T\d{4}Z|open)"
 WINDOW_PATTERN = re.compile(rf"^{_STAMP}_{_STAMP}$")
 
@@ -45,8 +46,8 @@ def esc(value: Any) -> str:
 
 def check_region(region: str) -> str:
     """Return ``region`` if it is safe as a folder name, else raise ``ValueError``."""
-    if not isinstance(region, str) or not REGION_PATTERN.fullmatch(region) or len(region) > 64:
-        raise ValueError(f"invalid region name {region!r}: expected ^[a-z0-9-]+$")
+    if schema.check_region(region) and len(region) > 64:
+        raise ValueError(f"invalid region name {region!r}: longer than 64 characters")
     return region
 
 

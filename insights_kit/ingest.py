@@ -18,7 +18,7 @@ from typing import Sequence
 import polars as pl
 
 from insights_kit import lake
-from insights_kit.normalize import REGION_PATTERN
+from insights_kit.schema import REGION_PATTERN
 from insights_kit.readers import InputError, load
 from insights_kit.schema import EVENT_COLUMNS, QUARANTINE_SCHEMA
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from insights_kit.schema import EVENT_SCHEMA, UTC_DATETIME
+from insights_kit.schema import EVENT_SCHEMA, REGION_PATTERN, UTC_DATETIME
 
 _S = pl.String()
 
@@ -63,7 +63,6 @@ DOCUMENT_SCHEMA: dict[str, pl.DataType] = {
 #: CloudTrail event sources whose us-east-1 events are global (docs/design.md, Decision).
 GLOBAL_SERVICES = ("iam", "sts", "organizations", "cloudfront", "route53", "signin")
 
-REGION_PATTERN = r"^[a-z0-9-]+$"
 _TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 

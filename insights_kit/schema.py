@@ -10,6 +10,8 @@ Field names follow ActionTrail's management-event structure (reference section 1
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
 
 UTC_DATETIME = pl.Datetime("us", "UTC")
@@ -47,6 +49,18 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
 }
 
 EVENT_COLUMNS: list[str] = list(EVENT_SCHEMA)
+
+#: What a region id may look like. Region ids become folder names (lake partitions, Insights
+#: store, reports), so anything else (``../``, slashes) is rejected wherever one enters.
+REGION_PATTERN = r"^[a-z0-9-]+$"
+
+
+def check_region(region: object) -> str:
+    """Return ``region`` if it is a valid region id (:data:`REGION_PATTERN`), else raise ValueError."""
+    if not isinstance(region, str) or not re.fullmatch(REGION_PATTERN, region):
+        raise ValueError(f"invalid region name {region!r}: expected {REGION_PATTERN}")
+    return region
+
 
 #: Columns a record must carry to be loaded; a record without one is quarantined.
 REQUIRED_COLUMNS: tuple[str, ...] = ("eventId", "eventTime", "eventName")

@@ -45,13 +45,12 @@ from typing import Any, Literal
 
 import polars as pl
 
-from insights_kit.schema import UTC_DATETIME
+from insights_kit.schema import UTC_DATETIME, check_region
 
 #: Where Insights events live below the output directory (the OSS delivery prefix).
 INSIGHT_PREFIX = ("AliyunLogs", "Actiontrail-Insight")
 
 #: Region names become path components, so only this alphabet is accepted.
-REGION_RE = re.compile(r"^[a-z0-9-]+$")
 
 #: The console and the issue: Insights are looked at over the last 30 days by default.
 DEFAULT_WINDOW = timedelta(days=30)
@@ -146,8 +145,7 @@ def day_file(out: str | Path, region: str, day: date) -> Path:
     >>> day_file("out", "cn-hangzhou", date(2025, 3, 4)).as_posix()
     'out/AliyunLogs/Actiontrail-Insight/cn-hangzhou/2025/03/04/insights_cn-hangzhou_20250304.jsonl'
     """
-    if not isinstance(region, str) or not REGION_RE.fullmatch(region):
-        raise ValueError(f"invalid region name {region!r}: expected [a-z0-9-]+")
+    check_region(region)
     return (
         Path(out).joinpath(*INSIGHT_PREFIX)
         / region
@@ -184,8 +182,10 @@ def _event_key(event: dict, where: str) -> tuple[str, datetime, str]:
     if not isinstance(event_id, str) or not event_id:
         raise ValueError(f"{where}: missing eventId")
     region = event.get("acsRegion")
-    if not isinstance(region, str) or not REGION_RE.fullmatch(region):
-        raise ValueError(f"{where}: invalid region name {region!r}: expected [a-z0-9-]+")
+    try:
+        check_region(region)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
     if "eventTime" not in event:
         raise ValueError(f"{where}: missing eventTime")
     try:
