@@ -250,6 +250,7 @@ def _summary(results: list[UnitResult], *, home_region: str | None, config: Conf
         "totals": {
             "events": sum(r.events for r in results),
             "insights": {t: sum(v["insights"][t] for v in regions.values()) for t in INSIGHT_TYPES},
+            "suppressed": sum(v["counters"].get("suppressed", 0) for v in regions.values()),
         },
         "config": {"learningHours": config.detect.learning_hours, "stateDays": config.state_days},
     }
@@ -385,7 +386,6 @@ def run_detect(
         "analysed": sum(r.events for r in results),
     }
     summary["emitted"] = {"events": len(emitted), "alreadyEmitted": len(produced) - len(emitted)}
-    summary["suppressed"] = sum(r.get("counters", {}).get("suppressed", 0) for r in summary["regions"].values())
     if loaded.quarantine.height:
         qfile = out / "quarantine" / f"{_window_name(since, until)}.jsonl"
         qfile.parent.mkdir(parents=True, exist_ok=True)
