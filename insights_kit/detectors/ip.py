@@ -87,7 +87,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
-from sklearn.ensemble import IsolationForest
 
 from insights_kit import ipintel
 from insights_kit.detectors.base import Detector, UnitContext, conform_incidents, empty_incidents
@@ -272,6 +271,10 @@ class IpDetector(Detector):
         cfg = self.config
         if training.height < cfg.min_training_profiles or rows.height == 0:
             return None
+        # imported here: scikit-learn takes over a second to import, and most runs on small
+        # or quiet data never need a forest
+        from sklearn.ensemble import IsolationForest
+
         x_train = training.sort("day", "address").select(DIMENSIONS).to_numpy()
         forest = IsolationForest(
             n_estimators=cfg.n_estimators,
