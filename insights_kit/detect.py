@@ -187,6 +187,9 @@ def _detect_units(
                 if account is not None
                 else pl.col("recipientAccountId").is_null()
             )
+            # Outside the home region a unit holds only its own region's events: saying so on
+            # a stored column lets a lake scan skip the other regions' row groups.
+            .filter((pl.col("acsRegion") == region) if region != home_region else pl.lit(True))
             .filter(pl.col("analysisRegion") == region)
             .drop(UNUSED_BY_DETECTORS)
             .collect()
