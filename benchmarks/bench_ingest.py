@@ -8,7 +8,7 @@ Data: simulated OSS delivery (``insights_kit.simulate.simulate``; ``--private-ge
 or a missing simulate module uses a small generator in this file). The bare baseline
 reads the *same* files already decompressed to disk, with the same explicit raw schema,
 ``pl.read_ndjson`` per file and ``pl.concat``. Each measurement runs in a fresh
-subprocess, so peak RSS (``ru_maxrss`` of that child) is honest.
+subprocess, so peak RSS (``VmHWM`` of that child) is its own.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import gzip
 import json
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -130,7 +129,8 @@ def child(kind: str, data: Path, work: Path) -> None:
     else:
         raise SystemExit(f"unknown child {kind}")
     seconds = time.perf_counter() - t
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    # VmHWM (KiB), not ru_maxrss, which Linux carries over from the parent across fork and exec
+    rss = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
     print(json.dumps({"kind": kind, "events": n, "seconds": seconds, "peak_rss_mib": rss / 1024, **extra}))
 
 
