@@ -313,7 +313,9 @@ def _load_parquet_lazily(files: list[Path], window: pl.Expr | None, stats: LoadS
         scan = conform(pl.scan_parquet([str(f) for f in files], missing_columns="insert", extra_columns="ignore"))
         total = scan.select(pl.len()).collect().item()
         kept = scan.filter(window) if window is not None else scan
-        counts = kept.select(pl.len().alias("n"), pl.col("eventId").n_unique().alias("u")).collect()
+        # Distinct 64-bit hashes prove distinct ids, at half the cost of hashing the strings
+        # into a set; a collision (or a real duplicate) only sends us down the exact path.
+        counts = kept.select(pl.len().alias("n"), pl.col("eventId").hash().n_unique().alias("u")).collect()
     except Exception:  # noqa: BLE001
         return None
     n, unique = counts.row(0)

@@ -149,6 +149,18 @@ def test_single_parquet_file_and_window_pushdown(tmp_path):
     assert out["sourceFormat"].unique().to_list() == ["actiontrail"]  # provenance kept
 
 
+def test_overlapping_parquet_files_are_deduplicated(tmp_path):
+    # the lazy Parquet path must notice duplicate eventIds across files and fall back
+    write_oss(tmp_path / "src", [event(i) for i in range(6)])
+    df = load([tmp_path / "src"]).events.collect()
+    df.head(4).write_parquet(tmp_path / "a.parquet")
+    df.tail(4).write_parquet(tmp_path / "b.parquet")
+    res = load([tmp_path / "a.parquet", tmp_path / "b.parquet"])
+    out = loaded(res)
+    assert out.height == 6 and res.stats.duplicates == 2 and out["eventId"].n_unique() == 6
+    assert balanced(res)
+
+
 def test_dedupe_first_file_wins_and_sorted(tmp_path):
     write_oss(tmp_path, [event(i) for i in (3, 1, 2)], name="a")
     write_oss(tmp_path, [event(i) for i in (2, 4)], name="b")
