@@ -10,6 +10,7 @@ each executed notebook, converts it to HTML with the code hidden, and writes the
     DIR/<window>/<region>/report.ipynb        the executed notebook
     DIR/<window>/<region>/report.html         the same, code hidden, no network needed
     DIR/<window>/<region>/*.png, *.svg        its charts
+    DIR/<window>/<region>/kernel.log          the kernel's own log (kept off the terminal)
 
 ``<window>`` is ``<since>_<until>`` in compact UTC (``open`` when unbounded), so re-running a
 window replaces it. A region that fails keeps its row in the index with the error's last line.
@@ -21,6 +22,7 @@ value put into HTML goes through :mod:`insights_kit.htmlsafe`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import polars as pl
 
@@ -505,6 +507,21 @@ def _last_line(exc: BaseException) -> str:
     return lines[-1] if lines else ename
 
 
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Point file descriptor 2 (inherited by child processes) at ``path`` for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "wb") as log:
+            os.dup2(log.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _execute_region(job: dict[str, Any]) -> dict[str, Any]:
     """Worker: run the notebook for one region, then convert it; never raises."""
     import papermill as pm
@@ -515,10 +532,14 @@ def _execute_region(job: dict[str, Any]) -> dict[str, Any]:
     output = region_dir / "report.ipynb"
     result: dict[str, Any] = {"region": job["parameters"]["region"], "notebook": str(output), "html": None}
     try:
-        pm.execute_notebook(
-            job["notebook"], str(output), parameters=job["parameters"], kernel_name=job["kernel"],
-            cwd=str(region_dir), progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-        )
+        # The kernel inherits this worker's stderr and logs its own start-up and shutdown there
+        # ("running over TCP without encryption", "KeyboardInterrupt caught in kernel"); that
+        # goes to the region's kernel.log rather than alarming the user's terminal.
+        with _stderr_to(region_dir / "kernel.log"):
+            pm.execute_notebook(
+                job["notebook"], str(output), parameters=job["parameters"], kernel_name=job["kernel"],
+                cwd=str(region_dir), progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+            )
         result["status"] = "ok"
     except Exception as exc:  # a failing region must not lose the others
         result.update(status="failed", error=_last_line(exc))

@@ -146,6 +146,7 @@ def test_failing_notebook_reports_the_last_line(tmp_path, monkeypatch):
     })
     assert result["status"] == "failed"
     assert result["error"] == HOSTILE
+    assert (tmp_path / "r" / "kernel.log").exists()  # the kernel's own chatter, off the terminal
     assert Path(result["notebook"]).exists() and Path(result["html"]).exists()
     assert_only_escaped(Path(result["html"]).read_text(), "failed region page")
 
