@@ -155,7 +155,7 @@ def _upper(lam: np.ndarray, phi: np.ndarray, alpha: float) -> np.ndarray:
     with np.errstate(all="ignore"):
         guess = special.gammaincinv(lam / scale, 1 - alpha) * scale
     x = np.ceil(np.nan_to_num(guess, nan=0.0, posinf=0.0)).clip(0) + 1
-    todo = np.arange(len(x))
+    todo = np.flatnonzero(np.isfinite(lam) & np.isfinite(phi))  # an infinite λ would step forever
     while todo.size:
         xs, ls, ps = x[todo], lam[todo], phi[todo]
         step = (_sf(xs, ls, ps) > alpha).astype(float)
