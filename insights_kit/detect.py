@@ -52,6 +52,16 @@ def analysis_events(events: pl.LazyFrame, *, home_region: str) -> pl.LazyFrame:
     )
 
 
+def in_analysis_region(region: str, *, home_region: str | None) -> pl.Expr:
+    """Rows of :func:`analysis_events` that ``region`` analyses.
+
+    Outside the home region these are the region's own events only; saying so on the stored
+    ``acsRegion`` column lets a lake scan skip the other regions' row groups.
+    """
+    analysed = pl.col("analysisRegion") == region
+    return analysed if region == home_region else (pl.col("acsRegion") == region) & analysed
+
+
 def choose_home_region(events: pl.LazyFrame) -> str | None:
     """The region with the most events (ties: alphabetical), or None without events."""
     top = (
@@ -187,10 +197,7 @@ def _detect_units(
                 if account is not None
                 else pl.col("recipientAccountId").is_null()
             )
-            # Outside the home region a unit holds only its own region's events: saying so on
-            # a stored column lets a lake scan skip the other regions' row groups.
-            .filter((pl.col("acsRegion") == region) if region != home_region else pl.lit(True))
-            .filter(pl.col("analysisRegion") == region)
+            .filter(in_analysis_region(region, home_region=home_region))
             .drop(UNUSED_BY_DETECTORS)
             .collect()
         )

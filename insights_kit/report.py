@@ -186,7 +186,9 @@ def load_region(
     if not region:
         region = _busiest_region(insights, analysed)
     check_region(region)
-    region_events = analysed.filter(pl.col("analysisRegion") == region).sort(["eventTime", "eventId"]).collect()
+    region_events = (
+        analysed.filter(detect.in_analysis_region(region, home_region=home)).sort(["eventTime", "eventId"]).collect()
+    )
     out = resolve(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix=f"ik-report-{region}-"))
     out.mkdir(parents=True, exist_ok=True)
     return RegionContext(

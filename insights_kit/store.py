@@ -687,11 +687,12 @@ def related_events(
     details = anchor.get("insightDetails") or {}
     region = anchor.get("acsRegion")
     account = anchor.get("recipientAccountId")
-    from insights_kit.detect import analysis_events, choose_home_region
+    from insights_kit.detect import analysis_events, choose_home_region, in_analysis_region
 
     # The same region assignment detect used (global events belong to the home region);
     # a home region is None only when there are no events at all.
-    lf = analysis_events(lf, home_region=home_region or choose_home_region(lf) or "")
+    home = home_region or choose_home_region(lf) or ""
+    lf = analysis_events(lf, home_region=home)
     same_account = (
         pl.col("recipientAccountId") == account
         if account
@@ -700,7 +701,7 @@ def related_events(
     return (
         lf.filter(
             same_account
-            & (pl.col("analysisRegion") == region)
+            & in_analysis_region(region, home_region=home)
             & pl.col("eventTime").is_between(start - margin, end + margin, closed="left")
             & _series(details)
         )

@@ -49,7 +49,7 @@ home = home_region or detect.choose_home_region(events)
 analysed = detect.analysis_events(events, home_region=home)
 if not region:
     region = analysed.group_by("analysisRegion").len().sort(["len", "analysisRegion"], descending=[True, False]).collect()["analysisRegion"][0]
-chosen = analysed.filter(pl.col("analysisRegion") == htmlsafe.check_region(region))
+chosen = analysed.filter(detect.in_analysis_region(htmlsafe.check_region(region), home_region=home))
 if ip:
     chosen = chosen.filter(pl.col("sourceIpAddress") == ip)
 if api:
