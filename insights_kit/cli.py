@@ -1,21 +1,94 @@
 """The ``insights-kit`` console script: parses arguments and calls the modules.
 
-Every expected failure (wrong path, nothing readable, bad config) prints one line on stderr
-and exits 2; problems that lost no data (quarantined records) are warnings with exit 0,
-unless ``--strict``.
+Every value the user gives is checked here, at the boundary, before any module runs; path
+options and arguments are made absolute against the current working directory. Failures are
+one line on stderr (``insights-kit: error: ...``) and an exit code:
+
+* 0: done (problems that lost no data, such as quarantined records, are warnings, unless
+  ``--strict``);
+* 1: an expected runtime failure: disk full, permission denied, a missing or read-only
+  file, a report region that failed;
+* 2: bad input or usage: a malformed value, ``--since`` not before ``--until``, a wrong
+  path, a bad config, a region not in the data;
+* 70: a bug (EX_SOFTWARE): the traceback, then a line asking to report it;
+* 130: interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
+import math
+import os
 import sys
+import traceback
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+try:  # typer >= 0.20 vendors Click: its exceptions are its own classes
+    from typer._click import exceptions as click_errors
+except ImportError:  # older typer uses the click package
+    from click import exceptions as click_errors
+from typer.core import TyperGroup
+
+from insights_kit.validate import check_region_name
+
+BUG_REPORT_LINE = (
+    "insights-kit: this is a bug; please report it at https://github.com/insights-kit/insights-kit/issues"
+    " with the command you ran"
+)
+EX_SOFTWARE = 70
+EX_INTERRUPTED = 130
+
+#: OSError numbers that are the environment's fault, not ours: exit 1 with one line.
+EXPECTED_OS_ERRORS = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+    errno.ENOENT: "not found",
+    errno.ENOTDIR: "not a folder",
+    errno.EISDIR: "is a folder",
+}
+
+
+def _one_line(text: str) -> str:
+    # One line is the contract: a message must never hide a second line (or spoof one).
+    return " ".join(str(text).split())
+
+
+class OneLineErrorsGroup(TyperGroup):
+    """Click's usage errors as one ``insights-kit: error:`` line instead of a usage box.
+
+    Runs Click in non-standalone mode so that its exceptions reach us; ``--help``,
+    ``typer.Exit`` and the exit codes of usage errors (2) are kept.
+    """
+
+    def main(self, args: Any = None, prog_name: Any = None, complete_var: Any = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_errors.NoArgsIsHelpError as exc:
+            exc.show()  # the help text, as Click prints it
+            sys.exit(exc.exit_code)
+        except click_errors.ClickException as exc:
+            typer.echo(f"insights-kit: error: {_one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("insights-kit: interrupted", err=True)
+            sys.exit(EX_INTERRUPTED)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
+    cls=OneLineErrorsGroup,
     add_completion=False,
     no_args_is_help=True,
     help="Offline ActionTrail Insights: unusual API call rates, error rates and source IPs.",
@@ -24,6 +97,71 @@ app = typer.Typer(
 Sources = Annotated[list[Path], typer.Argument(help="Files or folders of management events (any supported format).")]
 Since = Annotated[Optional[str], typer.Option(help="Start of the window, UTC (YYYY-MM-DD or ISO time).")]
 Until = Annotated[Optional[str], typer.Option(help="End of the window (exclusive), UTC.")]
+Jobs = Annotated[int, typer.Option(min=1, help="Regions executed in parallel (at least 1).")]
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"insights-kit: error: {_one_line(message)}", err=True)
+    raise typer.Exit(code)
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors the modules raise for bad input: exit 2 with their message."""
+    from insights_kit.config import ConfigError
+    from insights_kit.readers import InputError
+
+    return (InputError, ConfigError)
+
+
+def _os_error_line(exc: OSError) -> str:
+    what = EXPECTED_OS_ERRORS[exc.errno]
+    where = f" ({exc.filename})" if exc.filename else ""
+    return f"{what}: {exc.strerror or exc}{where}"
+
+
+def _exit_as_bug() -> None:
+    """Print the traceback of the exception being handled, then ask for a report."""
+    traceback.print_exc(file=sys.stderr)
+    typer.echo(BUG_REPORT_LINE, err=True)
+    raise typer.Exit(EX_SOFTWARE)
+
+
+def guarded(function: Command) -> Command:
+    """Turn what a command raises into the exit codes of the module docstring."""
+
+    @functools.wraps(function)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (typer.Exit, typer.Abort, click_errors.ClickException, SystemExit):
+            raise  # Click's and typer's own exits keep their meaning
+        except KeyboardInterrupt:
+            typer.echo("insights-kit: interrupted", err=True)
+            raise typer.Exit(EX_INTERRUPTED) from None
+        except _expected_errors() as exc:
+            _fail(str(exc))
+        except OSError as exc:
+            if exc.errno in EXPECTED_OS_ERRORS:
+                _fail(_os_error_line(exc), code=1)
+            _exit_as_bug()
+        except Exception:
+            _exit_as_bug()
+
+    return run  # type: ignore[return-value]
+
+
+def command(*args: Any, **kwargs: Any) -> Callable[[Command], Command]:
+    """``app.command`` with the :func:`guarded` exit codes."""
+
+    def register(function: Command) -> Command:
+        return app.command(*args, **kwargs)(guarded(function))
+
+    return register
+
+
+# --------------------------------------------------------------------------- input checks
 
 
 def _time(value: str | None, name: str) -> datetime | None:
@@ -32,20 +170,62 @@ def _time(value: str | None, name: str) -> datetime | None:
     try:
         ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a date or ISO time", param_hint=name) from None
+        _fail(f"{name}: {value!r} is not a date or ISO time")
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"insights-kit: error: {message}", err=True)
-    raise typer.Exit(2)
+def _window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` as UTC times; an empty or reversed window is bad input."""
+    start, end = _time(since, "--since"), _time(until, "--until")
+    if start is not None and end is not None and start >= end:
+        _fail(f"--since must be before --until (got {start.isoformat()} and {end.isoformat()})")
+    return start, end
 
 
-def _expected_errors() -> tuple[type[BaseException], ...]:
-    from insights_kit.config import ConfigError
-    from insights_kit.readers import InputError
+def _absolute(path: Path) -> Path:
+    # Resolved here, against the user's cwd: modules and notebook kernels run elsewhere.
+    return Path(os.path.abspath(path.expanduser()))
 
-    return (InputError, ConfigError, FileNotFoundError, NotADirectoryError)
+
+def _optional_absolute(path: Path | None) -> Path | None:
+    return None if path is None else _absolute(path)
+
+
+def _existing_sources(sources: list[Path]) -> list[Path]:
+    absolute = [_absolute(s) for s in sources]
+    for given, path in zip(sources, absolute):
+        if not path.exists():
+            _fail(f"no such file or folder: {given}")
+    return absolute
+
+
+def _out_folder(out: Path, option: str = "--out") -> Path:
+    """An output folder: may not exist yet, must not be a file."""
+    path = _absolute(out)
+    if path.exists() and not path.is_dir():
+        _fail(f"{option}: {out} is a file, expected a folder")
+    return path
+
+
+def _region(name: str | None, option: str) -> str | None:
+    if name is None or name == "":
+        return name
+    try:
+        check_region_name(name)
+    except ValueError as exc:
+        _fail(f"{option}: {exc}")
+    return name
+
+
+def _regions(text: str) -> str | list[str]:
+    if text.strip() == "all":
+        return "all"
+    chosen = list(dict.fromkeys(r.strip() for r in text.split(",") if r.strip()))
+    if not chosen:
+        _fail("--regions: expected all, or a comma-separated list of regions")
+    for name in chosen:
+        _region(name, "--regions")
+    return chosen
 
 
 def _warn_quarantine(records: int, where: str | None) -> None:
@@ -53,7 +233,7 @@ def _warn_quarantine(records: int, where: str | None) -> None:
         typer.echo(f"insights-kit: warning: {records} record(s) quarantined, see {where}", err=True)
 
 
-@app.command()
+@command()
 def ingest(
     sources: Sources,
     out: Annotated[Path, typer.Option("--out", help="Lake folder to write (Parquet by region and date).")],
@@ -64,10 +244,9 @@ def ingest(
     """Load management events into a Parquet lake, with a quarantine file and a summary."""
     from insights_kit.ingest import run_ingest
 
-    try:
-        summary = run_ingest(sources, out, since=_time(since, "--since"), until=_time(until, "--until"), strict=strict)
-    except _expected_errors() as exc:
-        _fail(str(exc))
+    start, end = _window(since, until)
+    paths, lake = _existing_sources(sources), _out_folder(out)
+    summary = run_ingest(paths, lake, since=start, until=end, strict=strict)
     stats = summary["stats"]
     typer.echo(
         f"read {stats['records_read']} records from {stats['files_read']} files: "
@@ -79,18 +258,23 @@ def ingest(
     _warn_quarantine(stats["quarantined"], summary.get("quarantine"))
 
 
-@app.command()
+@command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the OSS delivery tree and labels.json into.")],
-    days: Annotated[int, typer.Option(help="Days to simulate.")] = 14,
+    days: Annotated[int, typer.Option(min=1, help="Days to simulate (at least 1).")] = 14,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")] = 1,
-    scale: Annotated[float, typer.Option(help="Volume: 1.0 is about 100,000 events a day.")] = 1.0,
-    file_minutes: Annotated[int, typer.Option(help="Minutes of events per delivery file (ActionTrail: about 5).")] = 5,
+    scale: Annotated[float, typer.Option(help="Volume (> 0): 1.0 is about 100,000 events a day.")] = 1.0,
+    file_minutes: Annotated[int, typer.Option(min=1, max=1440, help="Minutes of events per delivery file "
+                                              "(a divisor of 1440; ActionTrail: about 5).")] = 5,
 ) -> None:
     """Write a realistic account's management events with labelled incidents."""
     from insights_kit.simulate import simulate as run
 
-    result = run(out, days=days, seed=seed, scale=scale, file_minutes=file_minutes)
+    if not (math.isfinite(scale) and scale > 0):
+        _fail(f"--scale must be a number > 0, got {scale}")
+    if 1440 % file_minutes:
+        _fail(f"--file-minutes must divide a day (1, 5, 10, 15, 30, 60 ...), got {file_minutes}")
+    result = run(_out_folder(out), days=days, seed=seed, scale=scale, file_minutes=file_minutes)
     typer.echo(f"wrote {result.events} events in {result.files} files to {result.out}; labels: {result.labels_path}")
 
 
@@ -119,7 +303,7 @@ def print_detect_summary(summary: dict) -> None:
     )
 
 
-@app.command()
+@command()
 def detect(
     sources: Sources,
     out: Annotated[Path, typer.Option("--out", help="Insights store folder to write.")],
@@ -134,26 +318,24 @@ def detect(
     """Detect unusual call rates, error rates and source IPs; write Insights events."""
     from insights_kit.detect import run_detect
 
-    try:
-        summary = run_detect(
-            sources,
-            out,
-            since=_time(since, "--since"),
-            until=_time(until, "--until"),
-            home_region=home_region,
-            state=state,
-            config=config,
-            allowlist=allowlist,
-            strict=strict,
-        )
-    except _expected_errors() as exc:
-        _fail(str(exc))
+    start, end = _window(since, until)
+    summary = run_detect(
+        _existing_sources(sources),
+        _out_folder(out),
+        since=start,
+        until=end,
+        home_region=_region(home_region, "--home-region"),
+        state=None if state is None else _out_folder(state, "--state"),
+        config=_optional_absolute(config),
+        allowlist=_optional_absolute(allowlist),
+        strict=strict,
+    )
     print_detect_summary(summary)
     _warn_quarantine(summary["quarantine"]["records"], summary["quarantine"]["file"])
     typer.echo(f"Insights events in {out} ({summary['emitted']['events']} new)")
 
 
-@app.command()
+@command()
 def query(
     store: Annotated[Path, typer.Argument(help="Insights store folder (the detect --out).")],
     region: Annotated[Optional[str], typer.Option(help="Region id.")] = None,
@@ -171,17 +353,19 @@ def query(
 
     if format_ not in ("table", "json", "csv"):
         _fail("--format must be table, json or csv")
-    if not store.is_dir():
+    s, u = _window(since, until)
+    folder = _absolute(store)
+    if not folder.is_dir():
         _fail(f"no Insights store at {store}")
-    s, u = _time(since, "--since"), _time(until, "--until")
     if counts:
-        typer.echo(st.format_table(st.counts(store, since=s, until=u), format_))
+        typer.echo(st.format_table(st.counts(folder, since=s, until=u), format_))
         return
-    found = st.query(store, region=region, insight_type=type_, ip=ip, event_id=event_id, insight_object=object_, since=s, until=u)
+    found = st.query(folder, region=region, insight_type=type_, ip=ip, event_id=event_id, insight_object=object_,
+                     since=s, until=u)
     typer.echo(st.format_table(found, format_))
 
 
-@app.command()
+@command()
 def show(
     event_id: Annotated[str, typer.Argument(help="eventId or sharedEventId of an Insights event.")],
     store: Annotated[Path, typer.Option(help="Insights store folder.")],
@@ -191,66 +375,59 @@ def show(
     """Print an Insights event (Start and End) and the management events behind it."""
     from insights_kit import store as st
 
+    folder = _absolute(store)
+    home_region = _region(home_region, "--home-region")
+    sources = _existing_sources(source) if source else []
     try:
-        pair = st.incident(store, event_id)
+        pair = st.incident(folder, event_id)
     except KeyError:
         _fail(f"no Insights event {event_id} in {store}")
     for part in ("start", "end"):
         if pair.get(part):
             typer.echo(json.dumps(pair[part], indent=2, sort_keys=True, ensure_ascii=False))
-    if source:
+    if sources:
         from insights_kit.readers import load
 
-        try:
-            events = load(source).events
-        except _expected_errors() as exc:
-            _fail(str(exc))
-        home = home_region or st.home_region(store)
+        events = load(sources).events
+        home = home_region or st.home_region(folder)
         related = st.related_events(events, pair, home_region=home)
         typer.echo(f"{related.height} management events behind it:")
         with_cols = [c for c in ("eventTime", "eventName", "sourceIpAddress", "principalId", "userAgent", "errorCode") if c in related.columns]
         typer.echo(st.format_table(related.select(with_cols), "csv"))
 
 
-@app.command()
+@command()
 def report(
     sources: Sources,
     out: Annotated[Path, typer.Option("--out", help="Report folder.")],
     regions: Annotated[str, typer.Option(help="all, or r1,r2")] = "all",
     since: Since = None,
     until: Until = None,
-    jobs: Annotated[int, typer.Option(help="Regions executed in parallel.")] = 2,
+    jobs: Jobs = 2,
     config: Annotated[Optional[Path], typer.Option(help="TOML config.")] = None,
     home_region: Annotated[Optional[str], typer.Option(help="Region that analyses global events.")] = None,
 ) -> None:
     """Detect, then run the report notebook per region and write DIR/index.html."""
     from insights_kit.report import run_report
 
-    chosen = "all" if regions == "all" else [r.strip() for r in regions.split(",") if r.strip()]
-    try:
-        result = run_report(
-            sources, out, regions=chosen, since=_time(since, "--since"), until=_time(until, "--until"),
-            jobs=jobs, config=config, home_region=home_region,
-        )
-    except _expected_errors() as exc:
-        _fail(str(exc))
+    start, end = _window(since, until)
+    result = run_report(
+        _existing_sources(sources), _out_folder(out), regions=_regions(regions), since=start, until=end,
+        jobs=jobs, config=_optional_absolute(config), home_region=_region(home_region, "--home-region"),
+    )
     typer.echo(f"report: {result['index']}")
     if result.get("failed"):
-        typer.echo(f"insights-kit: error: region(s) failed: {', '.join(result['failed'])}", err=True)
-        raise typer.Exit(1)
+        _fail(f"region(s) failed: {', '.join(result['failed'])}", code=1)
 
 
-@app.command("config")
+@command("config")
 def show_config(
     path: Annotated[Optional[Path], typer.Argument(help="A config to check; omitted: print the defaults.")] = None,
 ) -> None:
     """Print the full configuration (defaults, or a file merged over them) as TOML."""
     from insights_kit.config import load_config, to_toml
 
-    try:
-        typer.echo(to_toml(load_config(path)), nl=False)
-    except _expected_errors() as exc:
-        _fail(str(exc))
+    typer.echo(to_toml(load_config(_optional_absolute(path))), nl=False)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from insights_kit.detectors.base import Allowlist
+from insights_kit.validate import check_range, check_rate_config, check_region_name
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,13 @@ class DetectConfig:
     ----------
     learning_hours : int, default 24
         A unit's first hours are learning only (ActionTrail: first insight after 24 h).
+        Must be >= 0 (0: no learning period).
     lag_minutes : int, default 15
         Each run re-reads this margin before ``--since``: ActionTrail delivers within about
-        10 minutes, so the previous window's last files may land after its run.
+        10 minutes, so the previous window's last files may land after its run. Must be >= 0.
     home_region : str, default ""
         Region that analyses global events; empty = the region with the most events.
+        Otherwise a region id matching ``^[a-z0-9-]{1,63}$``.
     allowlist_file : str, default ""
         Allow-list of addresses/CIDRs and ``principal:<id>`` lines that never raise IpInsight.
     """
@@ -46,6 +49,12 @@ class DetectConfig:
     lag_minutes: int = 15
     home_region: str = ""
     allowlist_file: str = ""
+
+    def __post_init__(self) -> None:
+        check_range("learning_hours", self.learning_hours, low=0)
+        check_range("lag_minutes", self.lag_minutes, low=0)
+        if self.home_region:
+            check_region_name(self.home_region)
 
 
 def _section_factories() -> dict[str, Any]:
@@ -76,6 +85,10 @@ class Config:
         for name in ("call_rate", "error_rate", "ip"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, factories[name]())
+        for name in ("call_rate", "error_rate"):
+            # Their dataclasses live in detectors/_rate.py; checked here so that every
+            # Config, however built, has sane rate-model ranges.
+            check_rate_config(getattr(self, name))
 
     @property
     def state_days(self) -> int:
@@ -123,8 +136,23 @@ def config_from_dict(data: dict[str, Any], *, origin: str = "config") -> Config:
                 raise ConfigError(
                     f"{origin}: {name}.{key} must be {expected.__name__}, got {type(value).__name__}"
                 )
-        sections[name] = dataclasses.replace(default, **values)
+        sections[name] = _replace_checked(default, values, origin=origin, section=name)
     return Config(**sections)
+
+
+def _replace_checked(default: Any, values: dict[str, Any], *, origin: str, section: str) -> Any:
+    """``dataclasses.replace`` whose range errors name the file, section and key."""
+    try:
+        merged = dataclasses.replace(default, **values)
+        if section in ("call_rate", "error_rate"):
+            check_rate_config(merged)
+    except (ValueError, TypeError) as exc:
+        # The checks' messages start with the field name: "threshold must be ...".
+        key, _, rest = str(exc).partition(" ")
+        if hasattr(default, key) and rest:
+            raise ConfigError(f"{origin}: {section}.{key}: {rest}") from None
+        raise ConfigError(f"{origin}: [{section}]: {exc}") from None
+    return merged
 
 
 def _toml_value(value: Any) -> str:

@@ -338,12 +338,18 @@ def run_detect(
 ) -> dict[str, Any]:
     """Load ``sources``, detect per unit, write the Insights store under ``out``; the summary."""
     from insights_kit import store
-    from insights_kit.lake import atomic_write_text
-    from insights_kit.readers import load
+    from insights_kit.lake import atomic_write_text, remove_stale_temps
+    from insights_kit.readers import InputError, load
 
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out: {out} is a file, expected a folder")
+    remove_stale_temps(out)
     cfg = config if isinstance(config, Config) else load_config(config)
     allow = load_allowlist(allowlist or cfg.detect.allowlist_file)
     lag = timedelta(minutes=cfg.detect.lag_minutes)
+    if state is not None:
+        remove_stale_temps(state)
     st = State(state)
 
     loaded = load(sources, since=(since - lag) if since else None, until=until, strict=strict, progress=progress)
@@ -400,7 +406,7 @@ def run_detect(
         qfile = out / "quarantine" / f"{_window_name(since, until)}.jsonl"
         qfile.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(qfile, loaded.quarantine.write_ndjson())
-        summary["quarantine"] = {"records": loaded.quarantine.height, "file": str(qfile)}
+        summary["quarantine"] = {"records": loaded.stats.quarantined, "file": str(qfile)}
     else:
         summary["quarantine"] = {"records": 0, "file": None}
 

@@ -43,12 +43,12 @@ def _region_problems(events: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         return events, pl.DataFrame(schema=QUARANTINE_SCHEMA)
     raws = [json.dumps(r, sort_keys=True, default=str) for r in bad.drop("sourceFile").iter_rows(named=True)]
     reasons = [
-        "missing acsRegion: no lake partition to write to" if r is None else f"invalid region name '{r}' (expected [a-z0-9-]+)"
+        "missing acsRegion: no lake partition to write to" if r is None else f"invalid region name '{r[:80]}' (expected 1-63 characters of a-z, 0-9 and -)"
         for r in bad.get_column("acsRegion").to_list()
     ]
     q = pl.DataFrame(
         {"sourceFile": bad.get_column("sourceFile"), "position": [f"eventId {i}" for i in bad.get_column("eventId")],
-         "reason": reasons, "raw": raws},
+         "reason": reasons, "raw": raws, "records": [1] * len(raws)},
         schema=QUARANTINE_SCHEMA,
     )  # fmt: skip
     return events.filter(~bad_mask), q
@@ -103,6 +103,9 @@ def run_ingest(
     1234
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out: {out} is a file, expected a folder")
+    lake.remove_stale_temps(out)
     result = load(sources, since=since, until=until, strict=strict, progress=progress)
     events, region_q = _region_problems(result.events.collect())
     quarantine = pl.concat([result.quarantine, region_q])

@@ -47,6 +47,35 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             tmp.unlink()
 
 
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temps(root: str | Path) -> int:
+    """Delete ``*.tmp-<pid>`` files under `root` left by writers that are no longer running.
+
+    A run killed between writing and renaming leaves its temporary file behind; scanners
+    skip it, but it would pile up. A live writer's file (its pid still runs) is kept.
+    Returns how many files were removed.
+    """
+    removed = 0
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    for tmp in root.rglob("*.tmp-*"):
+        pid = tmp.name.rsplit(".tmp-", 1)[1]
+        if tmp.is_file() and pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """UTF-8 text version of :func:`atomic_write_bytes`."""
     atomic_write_bytes(path, text.encode("utf-8"))

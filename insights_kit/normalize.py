@@ -13,6 +13,8 @@ and is caught here by validating the text, instead of failing the whole file.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import polars as pl
 
 from insights_kit.schema import EVENT_SCHEMA, REGION_PATTERN, UTC_DATETIME
@@ -63,8 +65,16 @@ DOCUMENT_SCHEMA: dict[str, pl.DataType] = {
 #: CloudTrail event sources whose us-east-1 events are global (docs/design.md, Decision).
 GLOBAL_SERVICES = ("iam", "sts", "organizations", "cloudfront", "route53", "signin")
 
-_TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$"
+# ISO-8601 as CloudTrail and ActionTrail write it: UTC "Z" (the common case, parsed on its
+# own fast path) or a numeric offset, with or without a fraction of up to 9 digits.
+_TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
+_OFFSET_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%z"
+
+#: Events outside [MIN_EVENT_TIME, MAX_EVENT_TIME) are quarantined: neither cloud logged
+#: before 2000, and a year-9999 time would overflow every window computed from it.
+MIN_EVENT_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+MAX_EVENT_TIME = datetime(2100, 1, 1, tzinfo=timezone.utc)
 
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # no leading zeros
 _IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}"
@@ -148,7 +158,11 @@ def normalize(raw: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     time_text = pl.coalesce(c("eventTime"), c("@timestamp"))
     event_time = (
         pl.when(time_text.str.contains(_TIME_PATTERN))
-        .then(time_text.str.to_datetime(_TIME_FORMAT, time_unit="us", time_zone="UTC", strict=False))
+        .then(
+            pl.when(time_text.str.ends_with("Z"))
+            .then(time_text.str.to_datetime(_TIME_FORMAT, time_unit="us", time_zone="UTC", strict=False))
+            .otherwise(time_text.str.to_datetime(_OFFSET_FORMAT, time_unit="us", time_zone="UTC", strict=False))
+        )
         .cast(UTC_DATETIME)
     )
     ct_service = c("eventSource").str.extract(r"^([^.]+)", 1)
@@ -199,13 +213,15 @@ def normalize(raw: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
         .when(c("_time_text").is_null())
         .then(pl.lit("missing eventTime"))
         .when(c("eventTime").is_null())
-        .then(pl.format("unparsable eventTime '{}'", c("_time_text")))
+        .then(pl.format("unparsable eventTime '{}'", c("_time_text").str.slice(0, 80)))
+        .when((c("eventTime") < MIN_EVENT_TIME) | (c("eventTime") >= MAX_EVENT_TIME))
+        .then(pl.format("eventTime '{}' outside the supported years 2000-2099", c("_time_text")))
         .when(c("eventName").is_null())
         .then(pl.lit("missing eventName"))
         .when(c("_global_text").is_not_null() & c("isGlobal").is_null())
         .then(pl.format("isGlobal: expected boolean, got '{}'", c("_global_text")))
         .when(c("acsRegion").is_not_null() & ~c("acsRegion").str.contains(REGION_PATTERN))
-        .then(pl.format("invalid region name '{}' (expected [a-z0-9-]+)", c("acsRegion")))
+        .then(pl.format("invalid region name '{}' (expected 1-63 characters of a-z, 0-9 and -)", c("acsRegion").str.slice(0, 80)))
         .otherwise(pl.lit(None, _S))
     )
     return lf.with_columns(

@@ -31,6 +31,7 @@ import json
 import os
 import re
 import zipfile
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -75,6 +76,8 @@ class LoadStats:
     duplicates: int = 0
     outside_window: int = 0
     by_format: dict[str, int] = field(default_factory=dict)  # loaded rows per sourceFormat
+    # Records kept although a text field held invalid UTF-8 (replaced by U+FFFD), per field.
+    repaired: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +104,8 @@ class _Part:
     locate: Callable[[list[int]], list[tuple[str, str]]] | None = None  # row -> (position, raw)
     bad: list[tuple[str, str, str]] = field(default_factory=list)  # (position, reason, raw)
     outside: int = 0  # Parquet rows the pushed-down time window left out
+    file_records: int = 0  # records a "file" quarantine row stands for, when countable
+    repaired: Counter = field(default_factory=Counter)  # see LoadStats.repaired
 
     def __post_init__(self) -> None:
         if self.rows < 0:
@@ -121,9 +126,21 @@ def _path_date(path: str) -> date | None:
     return None
 
 
-def _discover(sources: Sequence[str | Path], warnings: list[str], stats: LoadStats) -> list[Path]:
-    """Event files of all sources, sorted per source (the order decides duplicate winners)."""
+def _discover(
+    sources: Sequence[str | Path], warnings: list[str], stats: LoadStats, problems: list[_Part]
+) -> list[Path]:
+    """Event files of all sources, sorted per source (the order decides duplicate winners).
+
+    A folder that cannot be listed (permissions) becomes a warning and a ``file`` quarantine
+    row in `problems`: its records are unknown, but the user must hear of it.
+    """
     files: list[Path] = []
+
+    def unreadable(exc: OSError) -> None:
+        where = exc.filename or "?"
+        problems.append(_file_problem(str(where), f"unreadable folder ({exc.strerror}): its files were not read"))
+        warnings.append(f"{where}: unreadable folder ({exc.strerror}), skipped")
+
     for src in sources:
         p = Path(src)
         if not p.exists():
@@ -139,7 +156,7 @@ def _discover(sources: Sequence[str | Path], warnings: list[str], stats: LoadSta
             # loose files beside it (labels.json, manifests) are not deliveries.
             root = p / "AliyunLogs"
             skipped += sum(1 for f in p.iterdir() if f.is_file())
-        for dirpath, dirnames, filenames in os.walk(root):
+        for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for name in filenames:
                 f = Path(dirpath, name)
@@ -156,21 +173,24 @@ def _discover(sources: Sequence[str | Path], warnings: list[str], stats: LoadSta
             warnings.append(f"{src}: no event files found")
         files.extend(sorted(found))
     if not files:
-        raise InputError(f"no event files found in {', '.join(map(str, sources))}")
+        why = f" ({problems[0].bad[0][1]}: {problems[0].name})" if problems else ""
+        raise InputError(f"no event files found in {', '.join(map(str, sources))}{why}")
     return files
 
 
 # --------------------------------------------------------------------------- per file
-def _quarantine(name: str, rows: list[tuple[str, str, str]]) -> pl.DataFrame:
+def _quarantine(name: str, rows: list[tuple[str, str, str]], file_records: int = 0) -> pl.DataFrame:
     cols = list(zip(*rows)) if rows else [[], [], []]
+    records = [file_records if pos == "file" else 1 for pos in cols[0]] if rows else []
     return pl.DataFrame(
-        {"sourceFile": [name] * len(rows), "position": list(cols[0]), "reason": list(cols[1]), "raw": list(cols[2])},
+        {"sourceFile": [name] * len(rows), "position": list(cols[0]), "reason": list(cols[1]), "raw": list(cols[2]),
+         "records": records},
         schema=QUARANTINE_SCHEMA,
-    )
+    )  # fmt: skip
 
 
-def _file_problem(name: str, reason: str, raw: str = "") -> _Part:
-    return _Part(name, bad=[("file", reason, raw)])
+def _file_problem(name: str, reason: str, raw: str = "", records: int = 0) -> _Part:
+    return _Part(name, bad=[("file", reason, raw)], file_records=records)
 
 
 def _ndjson_locate(reload: Callable[[], bytes]):
@@ -224,10 +244,12 @@ def _salvaged(name: str, data: bytes, problem: str | None) -> list[_Part]:
     """Slow path for a file Polars rejected: record by record, quarantining exactly the bad ones."""
     found = salvage.split_records(data, problem)
     bad = list(found.bad)
-    if not found.objects and len(bad) > 1 and all(b[1].startswith(("invalid JSON", "invalid UTF-8")) for b in bad):
-        # Nothing in it is JSON: one file-level row says more than one row per line.
-        return [_file_problem(name, f"not JSON ({bad[0][1]} at {bad[0][0]})", salvage.text(data))]
-    parts = [_Part(name, bad=bad)]
+    if not found.objects and len(bad) > 1 and all(b[1].startswith("invalid JSON") for b in bad):
+        # Nothing in it is JSON: one file-level row says more than one row per line, and
+        # it counts as the records (lines) it held.
+        raw = salvage.text(data[:_RAW_FILE_CHARS])
+        return [_file_problem(name, f"not JSON ({bad[0][1]} at {bad[0][0]})", raw, records=len(bad))]
+    parts = [_Part(name, bad=bad, repaired=found.repaired)]
     for sls in (False, True):
         sel = [i for i, o in enumerate(found.objects) if salvage.is_sls(o) == sls]
         if not sel:
@@ -252,12 +274,15 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
-def _read_blob(name: str, blob: bytes, reload: Callable[[], bytes]) -> list[_Part]:
+def _read_blob(name: str, blob: bytes, reload: Callable[[], bytes], limit: int) -> list[_Part]:
     if name.lower().endswith((".csv", ".tsv")):
         head = blob.split(b"\n", 1)[0][:200]
         why = f"CSV file, not CloudTrail/ActionTrail JSON (header: {salvage.text(head).strip()})"
-        return [_file_problem(name, why, salvage.text(blob))]
-    data, problem = salvage.decompress(blob)
+        return [_file_problem(name, why, salvage.text(blob[:_RAW_FILE_CHARS]))]
+    try:
+        data, problem = salvage.decompress(blob, limit)
+    except salvage.TooLarge as exc:
+        return [_file_problem(name, str(exc))]
     return _read_data(name, data, problem, reload)
 
 
@@ -272,7 +297,7 @@ def _read_data(name: str, data: bytes, problem: str | None, reload: Callable[[],
     return _salvaged(name, data, problem)
 
 
-def _read_zip(name: str, blob: bytes) -> list[_Part]:
+def _read_zip(name: str, blob: bytes, limit: int) -> list[_Part]:
     try:
         zf = zipfile.ZipFile(io.BytesIO(blob))
         members = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename)
@@ -286,20 +311,33 @@ def _read_zip(name: str, blob: bytes) -> list[_Part]:
         member = f"{name}!{info.filename}"
         if not base.lower().endswith(EVENT_SUFFIXES + (".csv", ".tsv", ".txt")):
             continue
-        reload = partial(_zip_member, name, info.filename)
-        parts.extend(_read_blob(member, zf.read(info), reload))
+        if info.file_size > limit:  # zipfile never reads past the declared size
+            parts.append(_file_problem(member, str(salvage.TooLarge(limit))))
+            continue
+        reload = partial(_zip_member, name, info.filename, limit)
+        parts.extend(_read_blob(member, zf.read(info), reload, limit))
     if not parts:
         return [_file_problem(name, "zip holds no event files")]
     return parts
 
 
-def _zip_member(zip_path: str, member: str) -> bytes:
+def _zip_member(zip_path: str, member: str, limit: int) -> bytes:
     with zipfile.ZipFile(zip_path) as zf:
-        return salvage.decompress(zf.read(member))[0]
+        return salvage.decompress(zf.read(member), limit)[0]
 
 
-def _reload(path: Path) -> bytes:
-    return salvage.decompress(path.read_bytes())[0]
+def _reload(path: Path, limit: int) -> bytes:
+    return salvage.decompress(path.read_bytes(), limit)[0]
+
+
+def _read_bytes(path: Path, limit: int) -> bytes | _Part:
+    """The file's bytes, or a ``file`` problem if it cannot be read or is over `limit`."""
+    try:
+        if path.stat().st_size > limit:
+            return _file_problem(str(path), f"file larger than {limit >> 20} MiB (the per-file limit): not read")
+        return path.read_bytes()
+    except OSError as exc:
+        return _file_problem(str(path), f"unreadable file ({exc.strerror})")
 
 
 def _load_parquet_lazily(files: list[Path], window: pl.Expr | None, stats: LoadStats) -> pl.LazyFrame | None:
@@ -345,24 +383,24 @@ def _read_parquet(path: Path, window: pl.Expr | None) -> _Part:
     return _Part(name, "parquet", df, outside=total - len(df))
 
 
-def _read_path(path: Path, window: pl.Expr | None) -> list[_Part]:
+def _read_path(path: Path, window: pl.Expr | None, limit: int) -> list[_Part]:
     if path.suffix.lower() == ".parquet":
         return [_read_parquet(path, window)]
-    try:
-        blob = path.read_bytes()
-    except OSError as exc:
-        return [_file_problem(str(path), f"unreadable file ({exc.strerror})")]
+    blob = _read_bytes(path, limit)
+    if isinstance(blob, _Part):
+        return [blob]
     if blob[:4] == b"PK\x03\x04":
-        return _read_zip(str(path), blob)
+        return _read_zip(str(path), blob, limit)
     if blob[:4] == b"PAR1":
         return [_read_parquet(path, window)]
-    return _read_blob(str(path), blob, partial(_reload, path))
+    return _read_blob(str(path), blob, partial(_reload, path, limit), limit)
 
 
 _BATCH_BYTES = 64 << 20
+_RAW_FILE_CHARS = 1 << 20  # a file-level quarantine row keeps this much of the file
 
 
-def _read_chunk(paths: list[Path], window: pl.Expr | None) -> list[_Part]:
+def _read_chunk(paths: list[Path], window: pl.Expr | None, limit: int) -> list[_Part]:
     """Read consecutive files; plain JSON Lines files are parsed in one Polars call per batch.
 
     Delivery files are small (one per region and ~5 minutes), so one ``read_ndjson`` per
@@ -399,19 +437,23 @@ def _read_chunk(paths: list[Path], window: pl.Expr | None) -> list[_Part]:
     for path in paths:
         if path.suffix.lower() in (".parquet", ".zip", ".csv", ".tsv"):
             flush()
-            out.extend(_read_path(path, window))
+            out.extend(_read_path(path, window, limit))
             continue
-        try:
-            blob = path.read_bytes()
-        except OSError as exc:
-            out.append(_file_problem(str(path), f"unreadable file ({exc.strerror})"))
+        blob = _read_bytes(path, limit)
+        if isinstance(blob, _Part):
+            out.append(blob)
             continue
         if blob[:4] in (b"PK\x03\x04", b"PAR1"):
             flush()
-            out.extend(_read_path(path, window))
+            out.extend(_read_path(path, window, limit))
             continue
-        data, problem = salvage.decompress(blob)
-        reload = partial(_reload, path)
+        try:
+            data, problem = salvage.decompress(blob, limit)
+        except salvage.TooLarge as exc:
+            out.append(_file_problem(str(path), str(exc)))
+            continue
+        del blob  # a 9 MB gzip of 500 MB must not be held twice
+        reload = partial(_reload, path, limit)
         if problem is None and data.strip() and salvage.sniff(data) == "ndjson":
             if not data.endswith(b"\n"):
                 data += b"\n"
@@ -482,7 +524,7 @@ def _assemble(parts: list[_Part]) -> tuple[pl.DataFrame, pl.DataFrame]:
         events = events.select(*EVENT_COLUMNS, fmts.gather(file_ix).alias("_fmt"))
     else:
         events = empty_events().with_columns(pl.lit(None, pl.String).alias("_fmt"))
-    bad_rows += [(i, _quarantine(p.name, p.bad)) for i, p in enumerate(parts) if p.bad]
+    bad_rows += [(i, _quarantine(p.name, p.bad, p.file_records)) for i, p in enumerate(parts) if p.bad]
     if not bad_rows:
         return events, pl.DataFrame(schema=QUARANTINE_SCHEMA)
     # File order, then position order inside a file ("file" rows first); a salvaged file
@@ -521,6 +563,7 @@ def load(
     until: datetime | None = None,
     strict: bool = False,
     progress: bool | None = None,
+    max_file_bytes: int = salvage.MAX_FILE_BYTES,
 ) -> LoadResult:
     """Read management events from files, folders, zips and Parquet lakes.
 
@@ -539,6 +582,9 @@ def load(
         Raise :class:`InputError` naming the first problem if anything was quarantined.
     progress
         Show a progress bar over files; None = only when stderr is a terminal.
+    max_file_bytes
+        Cap on one file's (or zip member's) decompressed size; a file past it is
+        quarantined unread (a decompression bomb costs at most this much memory).
 
     Returns
     -------
@@ -555,7 +601,8 @@ def load(
     """
     since, until = _utc(since), _utc(until)
     stats, warnings = LoadStats(), []
-    files = _discover(sources, warnings, stats)
+    problems: list[_Part] = []
+    files = _discover(sources, warnings, stats, problems)
     stats.files_found = len(files)
     lo = since.date() if since else None
     # Folders are dated by delivery: an event just before `until` may sit in the next day's folder.
@@ -570,12 +617,12 @@ def load(
         stats.files_pruned = len(files) - len(kept)
         files = kept
     window = _window(since, until)
-    if files and all(f.suffix.lower() == ".parquet" for f in files):
+    if files and not problems and all(f.suffix.lower() == ".parquet" for f in files):
         lazy = _load_parquet_lazily(files, window, stats)
         if lazy is not None:
             return LoadResult(lazy, pl.DataFrame(schema=QUARANTINE_SCHEMA), stats, warnings)
 
-    parts: list[_Part] = []
+    parts: list[_Part] = list(problems)
     workers = min(8, os.cpu_count() or 1)
     # Contiguous chunks keep sorted file order (duplicate winners) and let NDJSON batch up.
     size = max(1, min(512, -(-len(files) // (workers * 4))))
@@ -583,15 +630,17 @@ def load(
     bar = tqdm(total=len(files), desc="reading", unit="file", disable=None if progress is None else not progress)
     with ThreadPoolExecutor(max_workers=workers) as pool, bar:
         # Polars and zlib release the GIL, so chunks are parsed side by side; map keeps order.
-        for chunk, res in zip(chunks, pool.map(lambda c: _read_chunk(c, window), chunks)):
+        for chunk, res in zip(chunks, pool.map(lambda c: _read_chunk(c, window, max_file_bytes), chunks)):
             parts.extend(res)
             bar.update(len(chunk))
     stats.files_read = len(files)
 
     events, quarantine = _assemble(parts)
     pre_outside = sum(p.outside for p in parts)
-    stats.quarantined = len(quarantine)
-    stats.records_read = len(events) + len(quarantine) + pre_outside
+    stats.quarantined = int(quarantine.get_column("records").sum())
+    repaired = sum((p.repaired for p in parts), Counter())
+    stats.repaired = dict(sorted(repaired.items()))
+    stats.records_read = len(events) + stats.quarantined + pre_outside
     before = len(events)
     if window is not None:
         events = events.filter(window)
@@ -606,9 +655,12 @@ def load(
         stats.by_format = dict(sorted(events.group_by("_fmt").len().iter_rows()))
     events = events.drop("_fmt")
 
+    if repaired:
+        fields = ", ".join(f"{k}: {v}" for k, v in stats.repaired.items())
+        warnings.append(f"invalid UTF-8 replaced by U+FFFD and the events kept ({fields})")
     if len(quarantine):
         first = quarantine.row(0, named=True)
-        msg = f"{len(quarantine)} record(s) quarantined; first: {first['sourceFile']} {first['position']}: {first['reason']}"
+        msg = f"{stats.quarantined} record(s) quarantined; first: {first['sourceFile']} {first['position']}: {first['reason']}"
         if strict:
             raise InputError(msg)
         warnings.append(msg)

@@ -576,20 +576,65 @@ def run_report(
         (detect's), ``regions`` (region → ``status`` ok/failed, ``error``, ``html``,
         ``notebook``, ``charts``, ``insights``) and ``failed`` (sorted region names).
     """
-    from insights_kit.config import Config, to_toml
     from insights_kit.detect import run_detect
 
     out = Path(out).resolve()
+    # Paths given to run_report are the caller's, so relative ones are relative to its cwd
+    # (resolve() would take them from the repo root, which is meant for notebook parameters).
+    sources = [_absolute(s) for s in sources]
+    if isinstance(config, (str, Path)) and str(config):
+        config = _absolute(config)
     window = window_name(since, until)
     store_dir = out / "insights"
     summary = run_detect([str(resolve(s)) for s in sources], store_dir, since=since, until=until,
                          home_region=home_region, config=config)
     known = sorted(summary.get("regions", {}))
     wanted = known if regions == "all" else list(dict.fromkeys(regions))
+    _check_regions_in_data(wanted, known)
 
     staging = out / f".{window}.tmp-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    try:
+        return _report_into(staging, out, window, summary, wanted, sources=sources, store_dir=store_dir,
+                            since=since, until=until, jobs=jobs, config=config, home_region=home_region)
+    except BaseException:
+        # No half-written window: a failed run (disk full, interrupted) leaves no staging folder.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _absolute(path: str | Path) -> Path:
+    """``path`` made absolute against the current working directory."""
+    return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def _check_regions_in_data(wanted: Sequence[str], known: Sequence[str]) -> None:
+    """Well-formed regions that the data does not have are an input error, not an empty "ok".
+
+    Malformed names are left to :func:`check_region`, which marks them failed in the index.
+    """
+    from insights_kit.readers import InputError
+
+    absent = []
+    for region in wanted:
+        try:
+            check_region(region)
+        except ValueError:
+            continue
+        if region not in known:
+            absent.append(region)
+    if absent:
+        raise InputError(f"region(s) not in the data: {', '.join(absent)} "
+                         f"(regions found: {', '.join(known) or 'none'})")
+
+
+def _report_into(staging: Path, out: Path, window: str, summary: dict[str, Any], wanted: Sequence[str], *,
+                 sources: Sequence[Path], store_dir: Path, since: datetime | None, until: datetime | None,
+                 jobs: int, config: Any, home_region: str | None) -> dict[str, Any]:
+    """Run the region notebooks in ``staging``, then move it to ``out/<window>``."""
+    from insights_kit.config import Config, to_toml
+
     config_path = ""
     if isinstance(config, Config):
         config_path = str(staging / "config.toml")

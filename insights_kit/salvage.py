@@ -11,7 +11,10 @@ from __future__ import annotations
 import json
 import re
 import zlib
+from collections import Counter
 from dataclasses import dataclass, field
+
+from insights_kit.normalize import IDENTITY_FIELDS, RAW_SCHEMA
 
 _DOC_HEAD = re.compile(rb'^\s*\{\s*"(?:Records|Events|RequestId|NextToken)"\s*:')
 _ARRAY_KEY = re.compile(r'"(Records|Events)"\s*:\s*\[')
@@ -26,12 +29,27 @@ def text(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def decompress(blob: bytes) -> tuple[bytes, str | None]:
+#: Default cap on the decompressed size of one file (or zip member). Delivery files are a
+#: few MB; anything past this is treated as a decompression bomb and never held in memory.
+MAX_FILE_BYTES = 512 << 20
+_CHUNK = 1 << 20
+_IN_STEP = 1 << 14
+
+
+class TooLarge(Exception):
+    """A file that decompresses past the size cap (see :data:`MAX_FILE_BYTES`)."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"decompresses to more than {limit >> 20} MiB (the per-file limit): not read")
+
+
+def decompress(blob: bytes, limit: int = MAX_FILE_BYTES) -> tuple[bytes, str | None]:
     """Gunzip `blob` if it is gzip (any member count); return (data, problem or None).
 
     A truncated or corrupt stream returns what decompressed before the break, with the
     problem text (``truncated gzip`` / ``corrupt gzip (...)``); non-gzip input is returned
-    unchanged.
+    unchanged. Decompression is streamed in 1 MiB steps and stops with :class:`TooLarge`
+    once the output passes `limit` bytes, so a bomb never costs more than `limit` of memory.
 
     Examples
     --------
@@ -42,34 +60,39 @@ def decompress(blob: bytes) -> tuple[bytes, str | None]:
     'truncated gzip'
     """
     if blob[:2] != b"\x1f\x8b":
+        if len(blob) > limit:
+            raise TooLarge(limit)
         return blob, None
     out: list[bytes] = []
+    size = 0
     buf = blob
     while True:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        pos = 0
         try:
-            out.append(d.decompress(buf))
+            # Input goes in 16 KiB steps so that a corrupt stream keeps all it decoded before
+            # the break; output comes in at most 1 MiB steps so the cap is checked as we go.
+            while not d.eof:
+                if d.unconsumed_tail:
+                    chunk = d.unconsumed_tail
+                elif pos < len(buf):
+                    chunk, pos = buf[pos : pos + _IN_STEP], pos + _IN_STEP
+                else:
+                    break
+                piece = d.decompress(chunk, _CHUNK)
+                size += len(piece)
+                if size > limit:
+                    raise TooLarge(limit)
+                out.append(piece)
         except zlib.error as exc:
-            out.append(_until_error(buf))
             return b"".join(out), f"corrupt gzip ({exc})"
         if not d.eof:
             out.append(d.flush())
             return b"".join(out), "truncated gzip"
-        buf = d.unused_data
+        buf = d.unused_data + buf[pos:]
         # Concatenated members are legal gzip; trailing NUL padding is common on copies.
         if buf[:2] != b"\x1f\x8b":
             return b"".join(out), None
-
-
-def _until_error(buf: bytes) -> bytes:
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    out = []
-    for i in range(0, len(buf), 1 << 14):
-        try:
-            out.append(d.decompress(buf[i : i + (1 << 14)]))
-        except zlib.error:
-            break
-    return b"".join(out)
 
 
 def first_keys(line: bytes) -> set[str] | None:
@@ -78,7 +101,7 @@ def first_keys(line: bytes) -> set[str] | None:
         return None
     try:
         obj = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     return set(obj) if isinstance(obj, dict) else None
 
@@ -115,10 +138,156 @@ class Salvaged:
     objects: list[dict] = field(default_factory=list)
     bad: list[tuple[str, str, str]] = field(default_factory=list)  # (position, reason, raw)
     lookup: bool = False  # came from a LookupEvents page
+    repaired: Counter = field(default_factory=Counter)  # field -> records with invalid UTF-8 replaced
 
 
 def _type_name(value) -> str:
     return "null" if value is None else _JSON_TYPES.get(type(value), "object")
+
+
+_READ_KEYS = frozenset(RAW_SCHEMA)
+_IDENTITY_KEYS = frozenset(IDENTITY_FIELDS)
+_VALUE_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.S)
+
+
+def _is_read_key(key: str) -> bool:
+    return key in _READ_KEYS or key in ("event", "__topic__") or key.startswith("event.")
+
+
+def value_end(t: str, p: int) -> int:
+    """End offset of the JSON value starting at `p`, found without recursion.
+
+    Used only where Python's parser gives up (nesting deeper than its recursion limit):
+    brackets are counted, strings skipped, so any depth costs one linear pass.
+    """
+    p = _WS.match(t, p).end()
+    if t[p : p + 1] not in ("{", "["):
+        _, end = json.JSONDecoder().raw_decode(t, p)
+        return end
+    depth = 0
+    for m in _VALUE_TOKENS.finditer(t, p):
+        tok = m.group()
+        if tok in "[{":
+            depth += 1
+        elif tok in "]}":
+            depth -= 1
+            if depth == 0:
+                return m.end()
+    raise ValueError("unexpected end of data")
+
+
+_SUB_KEYS = {"userIdentity": _IDENTITY_KEYS.__contains__, "eventAttributes": {"SensitiveAction"}.__contains__}
+
+
+def _shallow_fields(t: str, keep=_is_read_key) -> dict:
+    """The fields of object text `t` that the readers use, skipping the others unparsed.
+
+    An attacker controls requestParameters (and userIdentity.sessionContext): nesting it
+    10,000 levels deep must not cost the event. Raises ValueError (or RecursionError for
+    a field we read that is itself nested that deep).
+    """
+    dec = json.JSONDecoder()
+    p = _WS.match(t, 0).end()
+    if t[p : p + 1] != "{":
+        raise ValueError("Expecting value")
+    p = _WS.match(t, p + 1).end()
+    obj: dict = {}
+    while t[p : p + 1] != "}":
+        key, p = dec.raw_decode(t, p)
+        if not isinstance(key, str):
+            raise ValueError("Expecting property name enclosed in double quotes")
+        p = _WS.match(t, p).end()
+        if t[p : p + 1] != ":":
+            raise ValueError("Expecting ':' delimiter")
+        start = _WS.match(t, p + 1).end()
+        end = value_end(t, start)
+        if keep(key):
+            try:
+                obj[key] = json.loads(t[start:end])
+            except RecursionError:
+                if key not in _SUB_KEYS or keep is not _is_read_key:
+                    raise
+                obj[key] = _shallow_fields(t[start:end], _SUB_KEYS[key])
+        p = _WS.match(t, end).end()
+        if t[p : p + 1] == ",":
+            p = _WS.match(t, p + 1).end()
+        elif t[p : p + 1] != "}":
+            raise ValueError("Expecting ',' delimiter")
+    if t[_WS.match(t, p + 1).end() :].strip():
+        raise ValueError("Extra data")
+    return obj
+
+
+def loads(t: str) -> tuple[object, str | None]:
+    """``json.loads`` that never raises: (value, None) or (None, reason).
+
+    A record nested deeper than Python's parser allows keeps the fields we read (see
+    :func:`_shallow_fields`); only a read field nested that deep loses the record.
+    """
+    try:
+        return json.loads(t), None
+    except ValueError as exc:
+        return None, f"invalid JSON: {str(exc).split(':')[0]}"
+    except RecursionError:
+        pass
+    try:
+        return _shallow_fields(t), None
+    except ValueError as exc:
+        return None, f"invalid JSON: {str(exc).split(':')[0]}"
+    except RecursionError:
+        return None, "JSON nested too deeply in a field the readers use"
+
+
+def _has_surrogate(value) -> bool:
+    """True if any string inside `value` holds an undecodable byte (iterative: any depth)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if _SURROGATE.search(v):
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
+def _fix(value):
+    """`value` with every undecodable byte replaced by U+FFFD (only read fields get here)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_fix(k): _fix(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fix(v) for v in value]
+    return value
+
+
+def repair(obj, repaired: Counter):
+    """Replace invalid UTF-8 (decoded as surrogates) with U+FFFD; count it per field.
+
+    Only the fields the readers use are kept, so a repaired record is small and shallow;
+    a field we do not read is counted (the user should know) but dropped.
+    """
+    if not isinstance(obj, dict):
+        return obj
+    out = {}
+    for key, value in obj.items():
+        if not _has_surrogate(value) and not _SURROGATE.search(key):
+            if _is_read_key(key):
+                out[key] = value
+            continue
+        if key == "userIdentity" and isinstance(value, dict):
+            for sub, v in value.items():
+                if _has_surrogate(v):
+                    repaired[f"userIdentity.{_fix(sub)}"] += 1
+        else:
+            repaired[_fix(key)] += 1
+        if _is_read_key(_fix(key)):
+            out[_fix(key)] = _fix(value)
+    return out
 
 
 def check_record(obj) -> tuple[dict | None, str | None]:
@@ -129,17 +298,21 @@ def check_record(obj) -> tuple[dict | None, str | None]:
     if not isinstance(obj, dict):
         return None, f"record is not a JSON object (got {_type_name(obj)})"
     if isinstance(obj.get("event"), str):  # SLS: the event as a JSON string
-        try:
-            inner = json.loads(obj["event"])
-        except ValueError as exc:
-            return None, f"invalid JSON in 'event' field: {exc.args[0].split(':')[0]}"
+        inner, why = loads(obj["event"])
+        if why:
+            return None, why.replace("invalid JSON", "invalid JSON in 'event' field", 1)
         inner, why = check_record(inner)
         if why:
             return None, f"'event' field: {why}"
         obj = {**obj, "event": json.dumps(inner)}
+    # Only read keys go on to the fast reader: the rest (requestParameters, ...) can be of
+    # any size and depth, and re-encoding it would cost time for nothing.
+    obj = {k: v for k, v in obj.items() if _is_read_key(k)}
     ident = obj.get("userIdentity")
     if ident is not None and not isinstance(ident, dict):
         return None, f"userIdentity: expected object, got {_type_name(ident)}"
+    if ident is not None:
+        obj["userIdentity"] = {k: v for k, v in ident.items() if k in _IDENTITY_KEYS}
     attrs = obj.get("eventAttributes")
     if attrs is not None and not isinstance(attrs, dict):
         # Not worth losing the record for: a JSON-text eventAttributes is decoded, else dropped.
@@ -148,6 +321,8 @@ def check_record(obj) -> tuple[dict | None, str | None]:
         except ValueError:
             attrs = None
         obj = {**obj, "eventAttributes": attrs if isinstance(attrs, dict) else None}
+    if isinstance(obj.get("eventAttributes"), dict):
+        obj["eventAttributes"] = {k: v for k, v in obj["eventAttributes"].items() if k == "SensitiveAction"}
     return obj, None
 
 
@@ -166,7 +341,9 @@ def split_records(data: bytes, problem: str | None) -> Salvaged:
 
 
 def _add(out: Salvaged, position: str, raw: str, obj) -> None:
-    rec, why = check_record(obj)
+    """Keep `obj` (repaired) or quarantine it; `raw` may hold undecodable bytes as surrogates."""
+    raw = _escaped(raw) if _SURROGATE.search(raw) else raw
+    rec, why = check_record(repair(obj, out.repaired))
     if why:
         out.bad.append((position, why, raw))
     else:
@@ -186,6 +363,10 @@ def _array_start(t: str) -> tuple[int, bool] | None:
         return start + 1, False
     m = _ARRAY_KEY.search(t)
     return (m.end(), m.group(1) == "Events") if m else None
+
+
+class _TooDeep(str):
+    """An array element too deep for ``json.loads``; :func:`loads` parses what we read of it."""
 
 
 class _Broken(Exception):
@@ -209,6 +390,12 @@ def _elements(t: str, p: int):
             obj, end = dec.raw_decode(t, p)
         except ValueError as exc:
             raise _Broken(p, k, str(exc).split(":")[0]) from None
+        except RecursionError:  # deeper than Python's parser goes: find its end by counting
+            try:
+                end = value_end(t, p)
+            except ValueError as exc:
+                raise _Broken(p, k, str(exc).split(":")[0]) from None
+            obj = _TooDeep(t[p:end])
         yield k, p, end, obj
         p = _WS.match(t, end).end()
         if t[p : p + 1] == ",":
@@ -223,9 +410,8 @@ def _split_document(data: bytes, problem: str | None) -> Salvaged | None:
     out = Salvaged()
     found = _array_start(t)
     if found is None:
-        try:
-            obj = json.loads(t)
-        except ValueError:
+        obj, why = loads(t)
+        if why:
             return None
         _add(out, "record 1", t.strip(), obj)  # a single pretty-printed record
         return out
@@ -234,10 +420,12 @@ def _split_document(data: bytes, problem: str | None) -> Salvaged | None:
     try:
         for k, start, end, obj in _elements(t, p):
             raw = t[start:end]
-            if _SURROGATE.search(raw):
-                out.bad.append((f"record {k}", "invalid UTF-8", _escaped(raw)))
-            else:
-                _add(out, f"record {k}", raw, obj)
+            if isinstance(obj, _TooDeep):
+                obj, why = loads(obj)
+                if why:
+                    out.bad.append((f"record {k}", why, _escaped(raw)))
+                    continue
+            _add(out, f"record {k}", raw, obj)
     except _Broken as br:
         _tail(out, t, br.offset, br.k, problem, br.msg)
         return out
@@ -267,20 +455,17 @@ def _split_lines(data: bytes, problem: str | None) -> Salvaged:
         ln = line.strip()
         if not ln:
             continue
-        try:
-            t = ln.decode("utf-8")
-        except UnicodeDecodeError:
-            out.bad.append((f"line {i + 1}", "invalid UTF-8", text(ln)))
-            continue
-        try:
-            obj = json.loads(t)
-        except ValueError as exc:
+        # Undecodable bytes survive as surrogates: inside a string they are repaired (U+FFFD)
+        # by _add, so one bad byte in a user agent never costs the event.
+        t = ln.decode("utf-8", "surrogateescape")
+        obj, why = loads(t)
+        if why:
             if problem and i == last:
                 n = len(out.objects) + len(out.bad)
-                out.bad.append((f"byte {start}", f"{problem}: recovered {n} records before byte {start}", t))
+                out.bad.append((f"byte {start}", f"{problem}: recovered {n} records before byte {start}", text(ln)))
                 problem = None
             else:
-                out.bad.append((f"line {i + 1}", f"invalid JSON: {str(exc).split(':')[0]}", t))
+                out.bad.append((f"line {i + 1}", why, text(ln)))
             continue
         _add(out, f"line {i + 1}", t, obj)
     if problem:  # cut exactly at a line end: the records are all there, report the break

@@ -52,7 +52,9 @@ EVENT_COLUMNS: list[str] = list(EVENT_SCHEMA)
 
 #: What a region id may look like. Region ids become folder names (lake partitions, Insights
 #: store, reports), so anything else (``../``, slashes) is rejected wherever one enters.
-REGION_PATTERN = r"^[a-z0-9-]+$"
+#: 63 characters at most (a DNS label, longer than any cloud's region id): a 250-character
+#: region would otherwise fail as a too-long file name half way through writing a lake.
+REGION_PATTERN = r"^[a-z0-9-]{1,63}$"
 
 
 def check_region(region: object) -> str:
@@ -89,6 +91,9 @@ QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
     "position": pl.String(),  # "line 12", "record 3", "byte 4096", "file"
     "reason": pl.String(),
     "raw": pl.String(),  # the record's text as read (invalid bytes backslash-escaped), may be ""
+    # How many records the row stands for: 1 for a record; for a "file" row the records
+    # in it when they can be counted (lines of a file with no JSON at all), else 0.
+    "records": pl.Int64(),
 }
 
 

@@ -543,8 +543,8 @@ def simulate(
     """
     if days < 1:
         raise ValueError("days must be at least 1")
-    if scale <= 0:
-        raise ValueError("scale must be positive")
+    if not 0 < scale < float("inf"):  # also rejects NaN, for which every comparison is false
+        raise ValueError(f"scale must be a positive finite number, got {scale}")
     if file_minutes < 1 or 1440 % file_minutes:
         raise ValueError("file_minutes must divide a day (1, 5, 10, 15, 30, 60 ...)")
     out = Path(out)

@@ -562,8 +562,11 @@ def format_table(df: pl.DataFrame, fmt: Literal["table", "json", "csv"] = "table
     ``table``: aligned columns of :data:`TABLE_COLUMNS` (all columns for other frames, e.g.
     :func:`counts`), control characters escaped. ``json``: for store rows, the original events,
     one per line, byte for byte as stored; other frames as NDJSON. ``csv``: every column but
-    ``raw``, times as ``YYYY-MM-DDThh:mm:ssZ``, quoted by Polars where needed. The text ends
-    with a newline unless empty.
+    ``raw``, times as ``YYYY-MM-DDThh:mm:ssZ``, quoted by Polars where needed; a text cell
+    that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
+    ``'`` (OWASP CSV injection rule: a spreadsheet would run it as a formula). Only String
+    columns are touched: a negative number is not a formula. The text ends with a newline
+    unless empty.
 
     Examples
     --------
@@ -578,7 +581,7 @@ def format_table(df: pl.DataFrame, fmt: Literal["table", "json", "csv"] = "table
             return "".join(f"{raw}\n" for raw in df["raw"].to_list())
         return _times_as_text(df).write_ndjson() if df.height else ""
     if fmt == "csv":
-        return _times_as_text(df.drop("raw", strict=False)).write_csv()
+        return _defuse_formulas(_times_as_text(df.drop("raw", strict=False))).write_csv()
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}: expected table, json or csv")
     columns = [c for c in TABLE_COLUMNS if c in df.columns] if "raw" in df.columns else df.columns
@@ -586,6 +589,24 @@ def format_table(df: pl.DataFrame, fmt: Literal["table", "json", "csv"] = "table
     widths = [max([_width(c)] + [_width(r[i]) for r in body]) for i, c in enumerate(columns)]
     lines = [columns, ["-" * w for w in widths], *body]
     return "".join("  ".join(_pad(c, w) for c, w in zip(line, widths)).rstrip() + "\n" for line in lines)
+
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV Injection").
+FORMULA_TRIGGERS = "=+-@\t\r"
+
+
+def _defuse_formulas(df: pl.DataFrame) -> pl.DataFrame:
+    """Prefix ``'`` to every String cell starting with a :data:`FORMULA_TRIGGERS` character."""
+    # Runs after _times_as_text, so formatted times are String too; they start with a digit.
+    starts_like_formula = r"^[=+\-@\t\r]"  # FORMULA_TRIGGERS in Polars' (Rust) regex syntax
+    return df.with_columns(
+        pl.when(pl.col(name).str.contains(starts_like_formula))
+        .then(pl.lit("'") + pl.col(name))
+        .otherwise(pl.col(name))
+        .alias(name)
+        for name, dtype in df.schema.items()
+        if dtype == pl.String
+    )
 
 
 def _times_as_text(df: pl.DataFrame) -> pl.DataFrame:

@@ -29,12 +29,20 @@ def test_partial_file_overrides_only_its_keys(tmp_path):
         ("[nope]\nx = 1\n", "unknown section [nope]"),
         ("[detect]\nlearning_hours = 'a day'\n", "detect.learning_hours must be int"),
         ("[detect\n", "not valid TOML"),
+        # out of range: the file, section and key are named
+        ("[ip]\nthreshold = -0.5\n", "ip.threshold: must be between 0.0 and 1.0"),
+        ("[detect]\nlag_minutes = -5\n", "detect.lag_minutes: must be >= 0"),
+        ("[call_rate]\ntimezone = 'Mars/Olympus'\n", "call_rate.timezone: must be an IANA time zone"),
+        ("[ip]\nn_estimators = 0\n", "ip.n_estimators: must be >= 1"),
+        ("[error_rate]\nbaseline_days = 0\n", "error_rate.baseline_days: must be >= 1"),
+        ("[error_rate]\nalpha_start = 0.0\n", "error_rate.alpha_start: must be > 0"),
+        ("[ip]\nweight_asn = -1.0\n", "ip.weight_asn: must be >= 0"),
     ],
 )
 def test_bad_config_names_the_problem(tmp_path, text, message):
     path = tmp_path / "c.toml"
     path.write_text(text)
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ConfigError, match=f"^{path}: .*" + message.replace("[", r"\[").replace("]", r"\]")):
         load_config(path)
 
 
@@ -56,3 +64,25 @@ def test_allowlist_bad_line_is_an_error_with_its_line_number(tmp_path):
     path.write_text("203.0.113.0/24\nnot-an-address\n")
     with pytest.raises(ConfigError, match=r"allow.txt:2"):
         load_allowlist(path)
+
+
+# --------------------------------------------------------------------------- ranges
+
+
+
+
+def test_the_dataclasses_check_their_own_ranges():
+    from insights_kit.config import DetectConfig
+    from insights_kit.detectors.ip import IpConfig
+
+    with pytest.raises(ValueError, match="learning_hours"):
+        DetectConfig(learning_hours=-1)
+    with pytest.raises(ValueError, match="threshold"):
+        IpConfig(threshold=1.5)
+    with pytest.raises(ValueError, match="infrequent_share"):
+        IpConfig(frequent_share=0.1, infrequent_share=0.5)
+
+
+def test_the_defaults_are_in_range():
+    cfg = load_config(None)
+    assert cfg.ip.threshold == 0.6 and cfg.detect.lag_minutes == 15

@@ -232,7 +232,7 @@ def test_not_json_file_quarantined_as_file(tmp_path):
         (event(1, isGlobal="yes"), "isGlobal: expected boolean, got 'yes'"),
         (event(1, isGlobal=1), "isGlobal: expected boolean, got '1'"),
         (event(1, userIdentity="bob"), "userIdentity: expected object, got string"),
-        (event(1, acsRegion="../etc"), "invalid region name '../etc' (expected [a-z0-9-]+)"),
+        (event(1, acsRegion="../etc"), "invalid region name '../etc' (expected 1-63 characters of a-z, 0-9 and -)"),
     ],
 )
 def test_bad_record_quarantined_others_loaded(tmp_path, bad, reason):
@@ -257,14 +257,34 @@ def test_fractional_seconds_accepted(tmp_path):
     assert df["eventTime"][0] == datetime(2025, 3, 4, 8, 0, 0, 123456, tzinfo=timezone.utc)
 
 
-def test_invalid_utf8_line_quarantined_others_loaded(tmp_path):
-    lines = encode([event(0)]) + json.dumps(event(1, userAgent="X")).encode().replace(b'"X"', b'"\xff\xfe"') + b"\n"
+def test_invalid_utf8_in_a_string_is_repaired_and_the_event_kept(tmp_path):
+    lines = encode([event(0)]) + json.dumps(event(1, userAgent="X")).encode().replace(b'"X"', b'"a\xff\xfeb"') + b"\n"
     lines += encode([event(2)])
     write_gz(oss_path(tmp_path, "cn-hangzhou", DAY), lines)
     res = load([tmp_path])
+    df = loaded(res)
+    assert df.height == 3 and res.quarantine.height == 0
+    assert df.filter(pl.col("eventId") == event(1)["eventId"])["userAgent"][0] == "a\ufffd\ufffdb"
+    assert res.stats.repaired == {"userAgent": 1}
+    assert any("U+FFFD" in w for w in res.warnings)
+
+
+def test_invalid_utf8_in_every_line_of_an_array_and_in_unread_fields(tmp_path):
+    records = [event(i, userAgent="X", requestParameters={"q": "X"}) for i in range(80)]
+    blob = json.dumps({"Records": records}).encode().replace(b'"X"', b'"\xff"')
+    write_gz(oss_path(tmp_path, "cn-hangzhou", DAY), blob)
+    res = load([tmp_path])
+    assert loaded(res).height == 80
+    assert res.stats.repaired == {"requestParameters": 80, "userAgent": 80}
+
+
+def test_invalid_utf8_outside_strings_is_quarantined_with_its_bytes(tmp_path):
+    lines = encode([event(0)]) + b'{"eventId": \xff}\n' + encode([event(2)])
+    write_gz(oss_path(tmp_path, "cn-hangzhou", DAY), lines)
+    res = load([tmp_path])
     assert loaded(res).height == 2
-    assert reasons(res) == [("line 2", "invalid UTF-8")]
-    assert '"\\xff\\xfe"' in res.quarantine["raw"][0]  # backslash-escaped, nothing lost
+    assert [p for p, _ in reasons(res)] == ["line 2"]
+    assert "\\xff" in res.quarantine["raw"][0]  # backslash-escaped, nothing lost
 
 
 def test_empty_file(tmp_path):

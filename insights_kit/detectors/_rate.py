@@ -39,6 +39,7 @@ from scipy import special
 
 from insights_kit.features import hour_calendar, hourly_sums, minute_counts, window_sums, with_local_calendar
 from insights_kit.schema import UTC_DATETIME
+from insights_kit.validate import check_rate_config
 
 API_KEYS = ["serviceName", "eventSource", "eventName"]
 
@@ -91,6 +92,10 @@ class RateConfig:
     event_rw: tuple[str, ...] = ()
     prior_errors: float = 1.0
     prior_calls: float = 50.0
+
+    def __post_init__(self) -> None:
+        # Ranges documented in insights_kit.validate.check_rate_config; subclasses inherit it.
+        check_rate_config(self)
 
 
 @dataclass(frozen=True)

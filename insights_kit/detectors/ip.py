@@ -124,50 +124,53 @@ class IpConfig:
     Parameters
     ----------
     history_days : int, default 30
-        Days an address stays known, and the window every dimension is judged against.
+        Days an address stays known, and the window every dimension is judged against (>= 1).
     threshold : float, default 0.6
-        Score at which a candidate fires.
+        Score at which a candidate fires; the score is in [0, 1], so is the threshold.
     if_weight : float, default 0.3
-        Weight of the IsolationForest percentile in the score (when trained).
+        Weight of the IsolationForest percentile in the score (when trained), in [0, 1].
     min_training_profiles : int, default 30
-        Historical (address, day) profiles needed before an IsolationForest is trained.
+        Historical (address, day) profiles needed before an IsolationForest is trained (>= 1).
     n_estimators : int, default 100
-        IsolationForest trees.
+        IsolationForest trees (>= 1).
     n_jobs : int, default 1
-        Threads that build the trees (the forest is the same for any value).
+        Threads that build the trees (the forest is the same for any value); >= 1, or -1
+        for one per CPU.
     max_samples : int, default 256
-        IsolationForest sub-sample size (capped at the number of profiles).
+        IsolationForest sub-sample size (capped at the number of profiles); >= 1.
     seed : int, default 0
-        IsolationForest ``random_state``: the same input gives the same scores.
+        IsolationForest ``random_state``: the same input gives the same scores; in
+        [0, 2**32 - 1] (what numpy accepts).
     percentile_profiles : int, default 4096
         At most this many training profiles (an even stride over the sorted profiles) are
-        scored as the percentile reference; bounds the cost on large units.
+        scored as the percentile reference; bounds the cost on large units (>= 1).
     end_quiet_minutes : int, default 60
-        Quiet minutes after which an incident ends (or at the end of the UTC day).
+        Quiet minutes after which an incident ends (or at the end of the UTC day); >= 1.
     established_hours : int, default 3
         A learning-period address active in at least this many distinct clock hours of the
-        learning window is established and never released.
+        learning window is established and never released; in [0, 24].
     established_call_share : float, default 0.5
         An address making at least this share of the learning window's address-sourced calls
         is established too (it is the baseline the others are judged against). Set above 1
-        to use the hours rule alone.
+        to use the hours rule alone; >= 0.
     weight_network, weight_asn, weight_country, weight_user_agent, weight_principal,
     weight_sensitive_apis, weight_error_share, weight_time_of_day : float
         Weights of the weighted mean (defaults 0.15, 0.15, 0.10, 0.15, 0.20, 0.15, 0.05,
-        0.05; they need not sum to 1, the mean is normalised).
+        0.05; they need not sum to 1, the mean is normalised). Each >= 0, their sum > 0.
     frequent_share : float, default 0.5
-        ASN/country active on at least this share of the window's days: FREQUENT.
+        ASN/country active on at least this share of the window's days: FREQUENT; in [0, 1].
     infrequent_share : float, default 0.1
-        ... at least this share: INFREQUENT (above zero: RARE, zero: UNSEEN).
+        ... at least this share: INFREQUENT (above zero: RARE, zero: UNSEEN); in [0, 1] and
+        at most ``frequent_share``.
     quiet_hour_share : float, default 0.5
-        A clock hour active on at least this share of the window's days is not quiet.
+        A clock hour active on at least this share of the window's days is not quiet; in [0, 1].
     error_pseudo_calls : float, default 5.0
-        Pseudo-calls at the usual error share added before comparing error shares.
+        Pseudo-calls at the usual error share added before comparing error shares (>= 0).
     sensitive_patterns : tuple of str
         Regular expressions on ``eventName`` marking sensitive APIs (see
-        :data:`~insights_kit.detectors.ip_features.DEFAULT_SENSITIVE_PATTERNS`).
+        :data:`~insights_kit.detectors.ip_features.DEFAULT_SENSITIVE_PATTERNS`); strings only.
     sensitive_write, sensitive_read, plain_write : float, default 1.0, 0.4, 0.1
-        Per-call sensitivity of a sensitive write, a sensitive read, another write.
+        Per-call sensitivity of a sensitive write, a sensitive read, another write (>= 0).
 
     Examples
     --------
@@ -203,6 +206,33 @@ class IpConfig:
     sensitive_write: float = 1.0
     sensitive_read: float = 0.4
     plain_write: float = 0.1
+
+    def __post_init__(self) -> None:
+        # Imported here: the checks are the config layer's, this module only declares ranges.
+        from insights_kit.validate import check_range
+
+        for name in ("history_days", "min_training_profiles", "n_estimators", "max_samples",
+                     "percentile_profiles", "end_quiet_minutes"):
+            check_range(name, getattr(self, name), low=1)
+        if self.n_jobs != -1:
+            check_range("n_jobs", self.n_jobs, low=1)
+        check_range("seed", self.seed, low=0, high=2**32 - 1)
+        check_range("established_hours", self.established_hours, low=0, high=24)
+        for name in ("threshold", "if_weight", "frequent_share", "infrequent_share", "quiet_hour_share"):
+            check_range(name, getattr(self, name), low=0.0, high=1.0)
+        if self.infrequent_share > self.frequent_share:
+            raise ValueError(f"infrequent_share must be <= frequent_share ({self.frequent_share}), "
+                             f"got {self.infrequent_share}")
+        for name in ("established_call_share", "error_pseudo_calls", "sensitive_write", "sensitive_read",
+                     "plain_write"):
+            check_range(name, getattr(self, name), low=0.0)
+        weight_fields = [name for name in self.__dataclass_fields__ if name.startswith("weight_")]
+        for name in weight_fields:
+            check_range(name, getattr(self, name), low=0.0)
+        if sum(getattr(self, name) for name in weight_fields) <= 0:
+            raise ValueError("weight_* must not all be 0 (the score is their weighted mean)")
+        if not all(isinstance(p, str) for p in self.sensitive_patterns):
+            raise ValueError("sensitive_patterns must be a list of strings")
 
     @property
     def weights(self) -> dict[str, float]:
