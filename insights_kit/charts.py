@@ -33,7 +33,8 @@ from insights_kit.htmlsafe import script_json
 #: Altair's default row limit; we stay well below it.
 MAX_ROWS = 4_500
 #: One colour per insight type, the same in every chart.
-TYPE_COLORS = {"ApiCallRateInsight": "#4c78a8", "ApiErrorRateInsight": "#e45756", "IpInsight": "#f58518"}
+TYPE_COLORS = {"ApiCallRateInsight": "#4c78a8", "ApiErrorRateInsight": "#e45756", "IpInsight": "#f58518",
+               "TrailConcealmentInsight": "#b279a2"}
 #: GuardDuty's verdict vocabulary, from usual (green) to never seen (red).
 VERDICT_COLORS = {"FREQUENT": "#54a24b", "INFREQUENT": "#eeca3b", "RARE": "#f58518", "UNSEEN": "#e45756"}
 TOP_APIS = 8

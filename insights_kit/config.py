@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from insights_kit.detectors.base import Allowlist
+from insights_kit.schema import ACTIONTRAIL_INSIGHT_TYPES, INSIGHT_TYPES
 from insights_kit.validate import check_range, check_rate_config, check_region_name
 
 
@@ -42,19 +43,30 @@ class DetectConfig:
         Region that analyses global events; empty = the region with the most events.
         Otherwise a region id matching ``^[a-z0-9-]{1,63}$``.
     allowlist_file : str, default ""
-        Allow-list of addresses/CIDRs and ``principal:<id>`` lines that never raise IpInsight.
+        Allow-list of addresses/CIDRs and ``principal:<id>`` lines that never raise IpInsight
+        (principals are also never raised by TrailConcealmentInsight).
+    insight_types : tuple of str, default all that insights-kit builds
+        The insight selector (ActionTrail's ``PutInsightSelectors``): which types are
+        analysed. An unknown name, or one of ActionTrail's types insights-kit does not build
+        yet (AkInsight, PolicyChangeInsight, PasswordChangeInsight), is an error.
     """
 
     learning_hours: int = 24
     lag_minutes: int = 15
     home_region: str = ""
     allowlist_file: str = ""
+    insight_types: tuple[str, ...] = INSIGHT_TYPES
 
     def __post_init__(self) -> None:
         check_range("learning_hours", self.learning_hours, low=0)
         check_range("lag_minutes", self.lag_minutes, low=0)
         if self.home_region:
             check_region_name(self.home_region)
+        for name in self.insight_types:
+            if name not in ACTIONTRAIL_INSIGHT_TYPES:
+                raise ValueError(f"unknown insight type {name!r} (known: {', '.join(INSIGHT_TYPES)})")
+            if name not in INSIGHT_TYPES:
+                raise ValueError(f"{name} is an ActionTrail insight type that insights-kit has not implemented yet")
 
 
 def _section_factories() -> dict[str, Any]:
@@ -62,12 +74,14 @@ def _section_factories() -> dict[str, Any]:
     from insights_kit.detectors.call_rate import CallRateConfig
     from insights_kit.detectors.error_rate import ErrorRateConfig
     from insights_kit.detectors.ip import IpConfig
+    from insights_kit.detectors.trail_concealment import TrailConcealmentConfig
 
     return {
         "detect": DetectConfig,
         "call_rate": CallRateConfig,
         "error_rate": ErrorRateConfig,
         "ip": IpConfig,
+        "trail_concealment": TrailConcealmentConfig,
     }
 
 
@@ -79,10 +93,11 @@ class Config:
     call_rate: Any = None
     error_rate: Any = None
     ip: Any = None
+    trail_concealment: Any = None
 
     def __post_init__(self) -> None:
         factories = _section_factories()
-        for name in ("call_rate", "error_rate", "ip"):
+        for name in ("call_rate", "error_rate", "ip", "trail_concealment"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, factories[name]())
         for name in ("call_rate", "error_rate"):
@@ -172,7 +187,7 @@ def _toml_value(value: Any) -> str:
 def to_toml(config: Config) -> str:
     """The whole config as TOML (what ``insights-kit config`` prints)."""
     lines = ["# insights-kit configuration: every key shown with its value; see docs/detectors.md"]
-    for section in ("detect", "call_rate", "error_rate", "ip"):
+    for section in ("detect", "call_rate", "error_rate", "ip", "trail_concealment"):
         lines += ["", f"[{section}]"]
         obj = getattr(config, section)
         for f in dataclasses.fields(obj):

@@ -39,7 +39,7 @@ UNUSED_BY_DETECTORS = [
     # constant within a unit once it is selected
     "acsRegion", "isGlobal", "recipientAccountId", "analysisRegion",
 ]
-INSIGHT_TYPES = ("ApiCallRateInsight", "ApiErrorRateInsight", "IpInsight")
+from insights_kit.schema import INSIGHT_TYPES  # noqa: E402 - re-exported
 
 
 def analysis_events(events: pl.LazyFrame, *, home_region: str) -> pl.LazyFrame:
@@ -79,8 +79,16 @@ def build_detectors(config: Config) -> list[Detector]:
     from insights_kit.detectors.call_rate import CallRateDetector
     from insights_kit.detectors.error_rate import ErrorRateDetector
     from insights_kit.detectors.ip import IpDetector
+    from insights_kit.detectors.trail_concealment import TrailConcealmentDetector
 
-    return [CallRateDetector(config.call_rate), ErrorRateDetector(config.error_rate), IpDetector(config.ip)]
+    every = [
+        CallRateDetector(config.call_rate),
+        ErrorRateDetector(config.error_rate),
+        IpDetector(config.ip),
+        TrailConcealmentDetector(config.trail_concealment),
+    ]
+    # The insight selector ([detect] insight_types, like PutInsightSelectors).
+    return [d for d in every if d.insight_type in config.detect.insight_types]
 
 
 def _minute_ceiling(ts: datetime) -> datetime:
@@ -262,7 +270,11 @@ def _summary(results: list[UnitResult], *, home_region: str | None, config: Conf
             "insights": {t: sum(v["insights"][t] for v in regions.values()) for t in INSIGHT_TYPES},
             "suppressed": sum(v["counters"].get("suppressed", 0) for v in regions.values()),
         },
-        "config": {"learningHours": config.detect.learning_hours, "stateDays": config.state_days},
+        "config": {
+            "learningHours": config.detect.learning_hours,
+            "stateDays": config.state_days,
+            "insightTypes": list(config.detect.insight_types),
+        },
     }
 
 

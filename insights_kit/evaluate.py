@@ -69,7 +69,7 @@ import polars as pl
 from insights_kit.schema import UTC_DATETIME
 
 #: The types insights-kit detects; always reported, even with nothing labelled.
-INSIGHT_TYPES = ("ApiCallRateInsight", "ApiErrorRateInsight", "IpInsight")
+from insights_kit.schema import INSIGHT_TYPES  # noqa: E402
 
 #: Columns of :func:`match` (one row per label).
 MATCH_SCHEMA: dict[str, pl.DataType] = {

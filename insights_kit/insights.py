@@ -33,7 +33,10 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "ApiCallRateInsight": ("principalId", "userAgent", "sourceIpAddress", "errorCode"),
     "ApiErrorRateInsight": ("principalId", "userAgent", "sourceIpAddress", "errorCode", "apiRelated"),
     "IpInsight": ("principalId", "userAgent", "apiRelated", "errorCode"),
+    "TrailConcealmentInsight": ("principalId", "sourceIpAddress", "userAgent", "apiRelated"),
 }
+#: Types whose averages are per minute; the others report counts.
+RATE_TYPES = ("ApiCallRateInsight", "ApiErrorRateInsight")
 TOP_VALUES = 5
 
 
@@ -83,6 +86,13 @@ def series_predicate(incident: dict[str, Any]) -> pl.Expr:
         if incident.get("errorCode"):
             predicate &= pl.col("errorCode") == incident["errorCode"]
         return predicate
+    if kind == "TrailConcealmentInsight":
+        names = (json.loads(incident["model"]) if incident.get("model") else {}).get("eventNames", [])
+        return (
+            (pl.col("serviceName") == incident["insightObject"])
+            & pl.col("eventName").is_in(names)
+            & pl.col("errorCode").is_null()
+        )
     raise ValueError(f"unknown insight type {kind!r}")
 
 
@@ -157,7 +167,7 @@ def _incident_events(incident: dict, events: pl.DataFrame, *, account: str, regi
     baseline_frame = series.filter(
         pl.col("eventTime").is_between(start - timedelta(minutes=baseline_minutes), start, closed="left")
     )
-    per_minute = kind != "IpInsight"  # rate averages are per minute, IpInsight's are counts
+    per_minute = kind in RATE_TYPES  # rate averages are per minute, the others' are counts
     baseline_divisor = (baseline_minutes if per_minute else max(baseline_minutes / 1440, 1.0)) or 1.0
     model = json.loads(incident["model"]) if incident.get("model") else {}
 

@@ -49,7 +49,7 @@ from insights_kit.htmlsafe import (
     window_name,
 )
 
-INSIGHT_TYPES = ("ApiCallRateInsight", "ApiErrorRateInsight", "IpInsight")
+from insights_kit.schema import INSIGHT_TYPES  # noqa: E402
 NOTEBOOK = Path("notebooks") / "insights_report.ipynb"
 RELATED_ROWS = 50
 RELATED_COLUMNS = ("eventTime", "eventName", "serviceName", "eventRW", "sourceIpAddress", "principalId",
@@ -358,6 +358,8 @@ def show_incident(ctx: RegionContext, inc: dict[str, Any]) -> None:
     name = f"incident-{inc['number']:03d}"
     if inc["insightType"] == "IpInsight":
         _show_ip(ctx, inc, details, name)
+    elif inc["insightType"] == "TrailConcealmentInsight":
+        _show_concealment(details)
     else:
         _show_rate(ctx, inc, details, account, name)
     latest = inc["end"] or inc["start"]
@@ -367,6 +369,18 @@ def show_incident(ctx: RegionContext, inc: dict[str, Any]) -> None:
                    + table_html(rel, max_rows=RELATED_ROWS)))
     body = "".join(json_block(e) for e in (inc["start"], inc["end"]) if e is not None)
     _display(_html(f"<details><summary>Original Insights event JSON</summary>{body}</details>"))
+
+
+def _show_concealment(details: dict) -> None:
+    # No rate to chart: the first concealing call is the signal. Say which calls and by whom.
+    model = (details.get("insightContext") or {}).get("model") or {}
+    names = ", ".join(model.get("eventNames") or []) or "?"
+    who = ", ".join(model.get("principals") or []) or "unknown principal"
+    _display(_html(
+        f"<p>Concealing calls: {esc(names)}; by {esc(who)}. Raised on the first such call, with no "
+        f"learning period (score {esc(model.get('score'))}: 1 = a trail stopped or deleted, 0.7 = "
+        "a trail or its selectors changed outside set-up and routine).</p>"
+    ))
 
 
 def _show_rate(ctx: RegionContext, inc: dict[str, Any], details: dict, account: str | None, name: str) -> None:

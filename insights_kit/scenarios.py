@@ -750,7 +750,12 @@ def incident_events(
             t, eventType="ApiCall", acsRegion=region, tag=tag, **ident, **foreign(len(t)),
             eventName=np.array(steps),
         )
-        labels.append(ip_label(f"stolen session of {who} stops, rewrites and deletes the trail, then deletes buckets"))
+        note = f"stolen session of {who} stops, rewrites and deletes the trail, then deletes buckets"
+        labels += [
+            ip_label(note),
+            LabelSpec(f"{tag}-trail", scenario, "insight", "TrailConcealmentInsight", region, "Actiontrail", tag,
+                      {"eventName": "StopLogging"}, note, {"serviceName": "Actiontrail"}),
+        ]
     else:  # pragma: no cover - SCENARIOS is closed
         raise ValueError(scenario)
     return frame, labels
@@ -821,6 +826,32 @@ def dashboard_burst(
                       "from the usual reader and address; reads are not counted by ApiCallRateInsight",
                       {"burstEvents": n})
     return frame, [label]
+
+
+def trail_pipeline(
+    rng: np.random.Generator, account: Account, day: int, day_start: int, weekday: int, sts_keys: dict[int, str]
+) -> tuple[pl.DataFrame, list[LabelSpec]]:
+    """On working days the CI role's release applies the trail's Terraform: one UpdateTrail.
+
+    The benign look-alike of trail tampering: same principal, address and user agent every
+    release, in the home region.
+    """
+    if weekday >= 5:
+        return empty_frame(), []
+    channel = account.channels["ci-deployer"]
+    local_minute = int(rng.integers(14 * 60, 16 * 60))
+    t = np.array([day_start + (local_minute - LOCAL_UTC_OFFSET_MINUTES) * 60 + int(rng.integers(0, 60))])
+    tag = f"trail-pipeline-{day}"
+    address = channel.addresses[0]
+    frame = events_frame(
+        t, eventType="ApiCall", eventName="UpdateTrail", acsRegion=account.home_region, tag=tag,
+        sourceIpAddress=address.ip, vpcId=address.vpc_id, userAgent=channel.user_agents[0][0],
+        **_identity_columns(account, channel, sts_keys[int((t[0] - day_start) // 3600) % 24]),
+    )
+    label = LabelSpec(tag, "trail_pipeline", "none", "TrailConcealmentInsight", account.home_region, "Actiontrail",
+                      tag, {"eventName": "UpdateTrail"},
+                      "the CI role's release applies the trail's Terraform (one UpdateTrail, usual address and agent)")
+    return frame, [label] if day >= 1 else []
 
 
 def console_signins(

@@ -68,6 +68,15 @@ def check_region(region: object) -> str:
 REQUIRED_COLUMNS: tuple[str, ...] = ("eventId", "eventTime", "eventName")
 
 
+#: The insight types insights-kit analyses, in the order summaries and reports list them.
+INSIGHT_TYPES: tuple[str, ...] = ("ApiCallRateInsight", "ApiErrorRateInsight", "IpInsight", "TrailConcealmentInsight")
+#: ActionTrail's seven types (reference section 4); those not in INSIGHT_TYPES are not built yet.
+ACTIONTRAIL_INSIGHT_TYPES: tuple[str, ...] = (
+    "ApiCallRateInsight", "ApiErrorRateInsight", "IpInsight", "AkInsight",
+    "PolicyChangeInsight", "PasswordChangeInsight", "TrailConcealmentInsight",
+)  # fmt: skip
+
+
 def empty_events() -> pl.DataFrame:
     """An empty frame with the canonical schema."""
     return pl.DataFrame(schema=EVENT_SCHEMA)

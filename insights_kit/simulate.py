@@ -581,8 +581,12 @@ def simulate(
             nightly, nightly_labels = sc.nightly_jobs(benign_rng, account, d, day_start, keys["backup-job"])
             burst, burst_labels = sc.dashboard_burst(benign_rng, account, d, day_start, (start_weekday + d) % 7)
             signins = sc.console_signins(benign_rng, account, d, day_start, (start_weekday + d) % 7)
-            frames += [nightly, burst, signins]
-            specs += nightly_labels + burst_labels
+            # Its own generator: adding this look-alike leaves every other stream as it was.
+            pipeline, pipeline_labels = sc.trail_pipeline(
+                np.random.default_rng([seed, 8, d]), account, d, day_start, (start_weekday + d) % 7, keys["ci-deployer"]
+            )
+            frames += [nightly, burst, signins, pipeline]
+            specs += nightly_labels + burst_labels + pipeline_labels
             for slot in (s for s in plan if s.day == d):
                 hour = slot.minute // 60
                 frame, labels = sc.incident_events(

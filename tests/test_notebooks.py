@@ -112,12 +112,14 @@ def test_explore_notebook(tmp_path, hostile_src):
 
 
 @pytest.mark.slow
-def test_tune_models_notebook_defaults(tmp_path):
+def test_tune_models_notebook_appends_runs_and_writes_a_valid_config(tmp_path):
+    # The defaults run under nbval (make test's second step); here a short sweep keeps it quick.
     _needs_detect()
     pytest.importorskip("insights_kit.simulate", reason="insights_kit.simulate is not there yet")
     import polars as pl
 
-    _run("tune_models", tmp_path / "out.ipynb", cwd=ROOT / "notebooks", work_dir=str(tmp_path / "tune"))
+    _run("tune_models", tmp_path / "out.ipynb", cwd=ROOT / "notebooks", work_dir=str(tmp_path / "tune"),
+         seeds="1,2", sweep="call_rate.min_count:5,20;ip.threshold:0.5")
     _run("tune_models", tmp_path / "out2.ipynb", cwd=ROOT / "notebooks", work_dir=str(tmp_path / "tune"),
          seeds="1", sweep="call_rate.min_count:20")
     table = pl.read_csv(tmp_path / "tune" / "results.csv")

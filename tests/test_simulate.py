@@ -16,6 +16,7 @@ import pytest
 
 from insights_kit import scenarios as sc
 from insights_kit.simulate import main, simulate
+from insights_kit.schema import INSIGHT_TYPES
 
 SEED, SCALE = 3, 0.02
 #: A Sunday: five days cover a weekend day, a Monday morning and three incidents (days 3-4).
@@ -184,7 +185,7 @@ def test_labels_name_events_that_are_in_the_data(events, labels):
     assert len({e["id"] for e in labels["incidents"]}) == len(labels["incidents"])
     assert {e["scenario"] for e in incidents} and len({e["region"] for e in incidents}) >= 2
     for entry in labels["incidents"]:
-        assert entry["type"] in {"IpInsight", "ApiCallRateInsight", "ApiErrorRateInsight"}
+        assert entry["type"] in set(INSIGHT_TYPES)
         assert entry["region"] in labels["regions"] and entry["expect"] in {"insight", "none"}
         start = datetime.strptime(entry["start"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
         end = datetime.strptime(entry["end"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
@@ -192,6 +193,8 @@ def test_labels_name_events_that_are_in_the_data(events, labels):
         rows = events.filter((pl.col("acsRegion") == entry["region"]) & pl.col("ts").is_between(start, end))
         if entry["type"] == "IpInsight":
             rows = rows.filter(pl.col("sourceIpAddress") == entry["object"])
+        elif entry["type"] == "TrailConcealmentInsight":  # the object is the service
+            rows = rows.filter(pl.col("serviceName") == entry["object"])
         elif entry["object"] != "*":
             rows = rows.filter((pl.col("eventName") == entry["object"]) | (pl.col("errorCode") == entry["object"]))
         assert rows.height >= entry["events"] > 0, entry["id"]
