@@ -1,6 +1,7 @@
 """Detect throughput and peak memory on simulated data read from Parquet.
 
 Usage:  python benchmarks/bench_detect.py --events 1000000 [--events 10000000] [--workdir /tmp/ik-bench]
+        [--insight-types ApiCallRateInsight,ApiErrorRateInsight,IpInsight]   (the insight selector)
 
 For each size it simulates 30 days over 4 regions (cached in --workdir), ingests them into a
 Parquet lake (not timed), then runs ``run_detect`` on the lake in a fresh subprocess and
@@ -33,9 +34,13 @@ t_import = time.perf_counter()
 import sklearn.ensemble  # imported lazily by the IP detector; loaded here to time detection itself
 from insights_kit.detect import run_detect
 import_seconds = time.perf_counter() - t_import
-lake, out = sys.argv[1], sys.argv[2]
+lake, out, types = sys.argv[1], sys.argv[2], sys.argv[3]
+config = None
+if types:
+    from insights_kit.config import config_from_dict
+    config = config_from_dict({"detect": {"insight_types": types.split(",")}})
 t0 = time.perf_counter()
-summary = run_detect([lake], out, progress=False)
+summary = run_detect([lake], out, config=config, progress=False)
 elapsed = time.perf_counter() - t0
 # VmHWM, not ru_maxrss: Linux carries the parent's high-water mark into ru_maxrss across
 # fork and exec, so a child started by a parent that has just simulated 10M events would
@@ -69,6 +74,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, action="append", help="approximate events (repeatable)")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/insights-kit-bench"))
+    parser.add_argument("--insight-types", default="", help="comma-separated types to analyse (default: all)")
     args = parser.parse_args()
     sizes = args.events or [1_000_000]
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -76,9 +82,9 @@ def main() -> None:
     for size in sizes:
         print(f"size {size:,}:", flush=True)
         lake = prepare(args.workdir, size, args.days)
-        out = args.workdir / f"out-{size}"
+        out = args.workdir / f"out-{size}-{abs(hash(args.insight_types)) % 10_000}"
         t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", CHILD, str(lake), str(out)], capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-c", CHILD, str(lake), str(out), args.insight_types], capture_output=True, text=True)
         whole = time.perf_counter() - t0
         if done.returncode:
             sys.exit(done.stderr)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -60,6 +62,24 @@ def _lake_ids(out: Path, keys: list[tuple[str, str]]) -> pl.DataFrame:
     if not files:
         return pl.DataFrame(schema={"eventId": pl.String})
     return pl.scan_parquet(files, hive_partitioning=False).select("eventId").unique().collect()
+
+
+def _write_parts(out: Path, jobs: list) -> None:
+    """Write every new part file, or none: into a staging folder first, then renamed into place.
+
+    A full disk or a permission error strikes while writing, so it leaves nothing in the lake
+    (the staging folder is removed); the renames that follow need no space. A run killed
+    between two renames leaves only complete part files, which a rerun completes.
+    """
+    staging = out / f".staging-{os.getpid()}"
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:  # Parquet encoding releases the GIL
+            list(pool.map(lambda j: lake.atomic_write_parquet(j[2], staging / f"{j[0]}-{j[1]}-{j[3].name}"), jobs))
+        for region, day, _, path in jobs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / f"{region}-{day}-{path.name}", path)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def run_ingest(
@@ -137,8 +157,7 @@ def run_ingest(
         name = f"part-{_digest(sorted(grp.get_column('eventId').to_list()))[:16]}.parquet"
         jobs.append((region, day, grp, lake.partition_dir(out, region, day) / name))
     jobs.sort(key=lambda j: (j[0], j[1]))
-    with ThreadPoolExecutor(max_workers=4) as pool:  # Parquet encoding releases the GIL
-        list(pool.map(lambda j: lake.atomic_write_parquet(j[2], j[3]), jobs))
+    _write_parts(out, jobs)
     partitions = [
         {"acsRegion": r, "date": d, "path": p.relative_to(out).as_posix(), "rows": len(g)} for r, d, g, p in jobs
     ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -58,7 +59,7 @@ def _running(pid: int) -> bool:
 
 
 def remove_stale_temps(root: str | Path) -> int:
-    """Delete ``*.tmp-<pid>`` files under `root` left by writers that are no longer running.
+    """Delete ``*.tmp-<pid>`` files and ingest's ``.staging-<pid>`` folders of dead writers under `root`.
 
     A run killed between writing and renaming leaves its temporary file behind; scanners
     skip it, but it would pile up. A live writer's file (its pid still runs) is kept.
@@ -68,6 +69,11 @@ def remove_stale_temps(root: str | Path) -> int:
     root = Path(root)
     if not root.is_dir():
         return 0
+    for staging in root.glob(".staging-*"):  # ingest's staging folder of a killed run
+        pid = staging.name.rsplit("-", 1)[1]
+        if staging.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+            removed += 1
     for tmp in root.rglob("*.tmp-*"):
         pid = tmp.name.rsplit(".tmp-", 1)[1]
         if tmp.is_file() and pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):

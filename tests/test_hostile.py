@@ -181,8 +181,9 @@ def test_stale_temporary_files_are_removed_by_the_next_ingest(tmp_path):
     live = part.with_name(part.name + f".tmp-{os.getppid()}")  # a running process
     dead.write_bytes(b"half")
     live.write_bytes(b"half")
+    (out / ".staging-999999999").mkdir()
     run_ingest([tmp_path / "src"], out)
-    assert not dead.exists() and live.exists()
+    assert not dead.exists() and live.exists() and not (out / ".staging-999999999").exists()
     assert lake.remove_stale_temps(out) == 0
 
 
@@ -278,3 +279,25 @@ def test_mutated_files_never_crash_ingest_or_detect(tmp_path_factory, kind, at, 
     assert st_["records_read"] == st_["loaded"] + st_["quarantined"] + st_["duplicates"] + st_["outside_window"]
     out = run_detect([root / "lake"], root / "out")
     assert out["records"]["loaded"] == st_["loaded"]
+
+
+def test_a_full_disk_during_ingest_leaves_nothing_in_the_lake(tmp_path, monkeypatch):
+    import errno
+
+    recs = [event(i) for i in range(5)] + [event(10 + i, acsRegion="cn-beijing") for i in range(3)]
+    write_oss(tmp_path / "src", recs)
+    real_write, calls = lake.atomic_write_parquet, []
+
+    def write(df, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_write(df, path)
+
+    monkeypatch.setattr(lake, "atomic_write_parquet", write)
+    out = tmp_path / "lake"
+    with pytest.raises(OSError):
+        run_ingest([tmp_path / "src"], out)
+    assert len(calls) == 2 and not [p for p in out.rglob("*") if p.is_file()]
+    monkeypatch.setattr(lake, "atomic_write_parquet", real_write)
+    assert run_ingest([tmp_path / "src"], out)["new_rows"] == 8

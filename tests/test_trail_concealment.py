@@ -110,17 +110,21 @@ def test_config_ranges_and_the_insight_selector():
     assert cfg.detect.insight_types == ("TrailConcealmentInsight",)
 
 
+@pytest.fixture(scope="module")
+def quiet_day() -> pl.DataFrame:
+    """SANS 504's first, quiet day (2021-07-28): the benign baseline for the spliced techniques."""
+    baseline = load([REALDATA / "sans504-s3-ransomware"]).events.collect()
+    return baseline.filter(pl.col("eventTime").dt.date() == baseline["eventTime"].min().date())
+
+
 @pytest.mark.skipif(not (REALDATA / "stratus-detonation-logs").is_dir(), reason="../shared/realdata absent")
 @pytest.mark.parametrize(
     ("technique", "service"),
     [("cloudtrail-stop", "cloudtrail"), ("cloudtrail-delete", "cloudtrail"),
      ("cloudtrail-event-selectors", "cloudtrail"), ("vpc-remove-flow-logs", "ec2")],  # fmt: skip
 )
-def test_stratus_concealment_techniques_spliced_into_a_quiet_sans_day(tmp_path, technique, service):
+def test_stratus_concealment_techniques_spliced_into_a_quiet_sans_day(tmp_path, quiet_day, technique, service):
     """A real quiet baseline raises none; each spliced technique raises its insight in its minute."""
-    sans = REALDATA / "sans504-s3-ransomware"
-    baseline = load([sans]).events.collect()
-    quiet_day = baseline.filter(pl.col("eventTime").dt.date() == baseline["eventTime"].min().date())
     records = json.loads((REALDATA / "stratus-detonation-logs" / f"aws.defense-evasion.{technique}.json").read_text())
     # Re-timed past the learning period and into the baseline's account and region.
     at = quiet_day["eventTime"].max() + timedelta(hours=30)
