@@ -555,6 +555,9 @@ def _execute_region(job: dict[str, Any]) -> dict[str, Any]:
             pm.execute_notebook(
                 job["notebook"], str(output), parameters=job["parameters"], kernel_name=job["kernel"],
                 cwd=str(region_dir), progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+                # papermill's 60 s default for a kernel to start is too short on a busy shared
+                # machine with two kernels starting side by side (a region failed in CI that way).
+                start_timeout=300,
             )
         result["status"] = "ok"
     except Exception as exc:  # a failing region must not lose the others

@@ -192,7 +192,8 @@ def hostile_report(tmp_path_factory, detect_available):
 @pytest.mark.slow
 def test_report_regions_pages_and_failures(hostile_report):
     out, first, second = hostile_report
-    assert second["failed"] == ["../evil"] and first["failed"] == ["../evil"]
+    why = {run: {r: res["regions"][r].get("error") for r in res["failed"]} for run, res in (("first", first), ("second", second))}
+    assert second["failed"] == ["../evil"] and first["failed"] == ["../evil"], why
     for region in REGIONS:
         res = second["regions"][region]
         assert res["status"] == "ok", res
