@@ -60,7 +60,8 @@ REGION_PATTERN = r"^[a-z0-9-]{1,63}$"
 def check_region(region: object) -> str:
     """Return ``region`` if it is a valid region id (:data:`REGION_PATTERN`), else raise ValueError."""
     if not isinstance(region, str) or not re.fullmatch(REGION_PATTERN, region):
-        raise ValueError(f"invalid region name {region!r}: expected {REGION_PATTERN}")
+        shown = region[:80] if isinstance(region, str) else region
+        raise ValueError(f"invalid region name {shown!r}: expected 1-63 characters of a-z, 0-9 and -")
     return region
 
 

@@ -15,14 +15,11 @@ ValueError: threshold must be between 0.0 and 1.0, got -0.5
 from __future__ import annotations
 
 import math
-import re
 import zoneinfo
 from typing import Any
 
 from insights_kit import schema
 
-#: Region ids as Alibaba Cloud spells them (``cn-hangzhou``); also safe as a folder name.
-REGION_PATTERN = re.compile(schema.REGION_PATTERN)
 
 
 def check_range(name: str, value: Any, *, low: float | None = None, high: float | None = None,
@@ -54,9 +51,8 @@ def check_timezone(name: str, value: Any) -> None:
 
 
 def check_region_name(name: str) -> None:
-    """A well-formed region id (``^[a-z0-9-]{1,63}$``)."""
-    if not REGION_PATTERN.fullmatch(name):
-        raise ValueError(f"invalid region name {name!r}: expected lowercase letters, digits and '-' (at most 63)")
+    """A well-formed region id (:data:`insights_kit.schema.REGION_PATTERN`)."""
+    schema.check_region(name)
 
 
 def check_rate_config(config: Any) -> None:
