@@ -351,11 +351,8 @@ def run_detect(
     """Load ``sources``, detect per unit, write the Insights store under ``out``; the summary."""
     from insights_kit import store
     from insights_kit.lake import atomic_write_text, remove_stale_temps
-    from insights_kit.readers import InputError, load
+    from insights_kit.readers import load
 
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out: {out} is a file, expected a folder")
     remove_stale_temps(out)
     cfg = config if isinstance(config, Config) else load_config(config)
     allow = load_allowlist(allowlist or cfg.detect.allowlist_file)

@@ -123,8 +123,6 @@ def run_ingest(
     1234
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out: {out} is a file, expected a folder")
     lake.remove_stale_temps(out)
     result = load(sources, since=since, until=until, strict=strict, progress=progress)
     events, region_q = _region_problems(result.events.collect())

@@ -279,11 +279,18 @@ def _read_blob(name: str, blob: bytes, reload: Callable[[], bytes], limit: int) 
         head = blob.split(b"\n", 1)[0][:200]
         why = f"CSV file, not CloudTrail/ActionTrail JSON (header: {salvage.text(head).strip()})"
         return [_file_problem(name, why, salvage.text(blob[:_RAW_FILE_CHARS]))]
+    opened = _decompressed(name, blob, limit)
+    if isinstance(opened, _Part):
+        return [opened]
+    return _read_data(name, *opened, reload)
+
+
+def _decompressed(name: str, blob: bytes, limit: int) -> tuple[bytes, str | None] | _Part:
+    """``salvage.decompress`` of a file, or its ``file`` problem when it is over `limit`."""
     try:
-        data, problem = salvage.decompress(blob, limit)
+        return salvage.decompress(blob, limit)
     except salvage.TooLarge as exc:
-        return [_file_problem(name, str(exc))]
-    return _read_data(name, data, problem, reload)
+        return _file_problem(name, str(exc))
 
 
 def _read_data(name: str, data: bytes, problem: str | None, reload: Callable[[], bytes]) -> list[_Part]:
@@ -447,11 +454,11 @@ def _read_chunk(paths: list[Path], window: pl.Expr | None, limit: int) -> list[_
             flush()
             out.extend(_read_path(path, window, limit))
             continue
-        try:
-            data, problem = salvage.decompress(blob, limit)
-        except salvage.TooLarge as exc:
-            out.append(_file_problem(str(path), str(exc)))
+        opened = _decompressed(str(path), blob, limit)
+        if isinstance(opened, _Part):
+            out.append(opened)
             continue
+        data, problem = opened
         del blob  # a 9 MB gzip of 500 MB must not be held twice
         reload = partial(_reload, path, limit)
         if problem is None and data.strip() and salvage.sniff(data) == "ndjson":

@@ -225,13 +225,10 @@ def loads(t: str) -> tuple[object, str | None]:
     :func:`_shallow_fields`); only a read field nested that deep loses the record.
     """
     try:
-        return json.loads(t), None
-    except ValueError as exc:
-        return None, f"invalid JSON: {str(exc).split(':')[0]}"
-    except RecursionError:
-        pass
-    try:
-        return _shallow_fields(t), None
+        try:
+            return json.loads(t), None
+        except RecursionError:
+            return _shallow_fields(t), None
     except ValueError as exc:
         return None, f"invalid JSON: {str(exc).split(':')[0]}"
     except RecursionError:
@@ -268,25 +265,24 @@ def _fix(value):
 def repair(obj, repaired: Counter):
     """Replace invalid UTF-8 (decoded as surrogates) with U+FFFD; count it per field.
 
-    Only the fields the readers use are kept, so a repaired record is small and shallow;
-    a field we do not read is counted (the user should know) but dropped.
+    Every damaged field is counted (the user should know), but only the fields the readers
+    use are rewritten: the others, of any depth, are dropped unread by :func:`check_record`.
     """
     if not isinstance(obj, dict):
         return obj
     out = {}
     for key, value in obj.items():
         if not _has_surrogate(value) and not _SURROGATE.search(key):
-            if _is_read_key(key):
-                out[key] = value
+            out[key] = value
             continue
+        fixed_key = _fix(key)
         if key == "userIdentity" and isinstance(value, dict):
             for sub, v in value.items():
                 if _has_surrogate(v):
                     repaired[f"userIdentity.{_fix(sub)}"] += 1
         else:
-            repaired[_fix(key)] += 1
-        if _is_read_key(_fix(key)):
-            out[_fix(key)] = _fix(value)
+            repaired[fixed_key] += 1
+        out[fixed_key] = _fix(value) if _is_read_key(fixed_key) else value
     return out
 
 

@@ -143,25 +143,23 @@ class TrailConcealmentDetector(Detector):
         """Return every TrailConcealmentInsight incident of the unit (INCIDENT_SCHEMA)."""
         cfg = self.config
         names = concealment_names(cfg.event_names_file)
-        ev = events.filter(pl.col("eventTime") < ctx.data_end).with_columns(
-            pl.col("serviceName").str.to_lowercase().alias("_service")
-        )
-        calls = (
-            ev.filter(pl.col("errorCode").is_null())
-            .join(names.lazy(), left_on=["_service", "eventName"], right_on=["service", "eventName"], how="inner")
+        # One pass over the unit: the concealing calls and the CreateTrail calls set-up needs.
+        candidates = (
+            events.filter((pl.col("eventTime") < ctx.data_end) & pl.col("errorCode").is_null())
+            .with_columns(pl.col("serviceName").str.to_lowercase().alias("_service"))
+            .join(names.lazy(), left_on=["_service", "eventName"], right_on=["service", "eventName"], how="left")
+            .filter(pl.col("ambiguous").is_not_null() | pl.col("eventName").is_in(_setup_names(cfg.event_names_file)))
             .select("eventTime", "serviceName", "eventName", "principalId", "userAgent", "ambiguous")
             .sort("eventTime")
             .collect()
         )
+        calls = candidates.filter(pl.col("ambiguous").is_not_null())
         if calls.is_empty():
             return empty_incidents()
-        allowed = set(cfg.allowed_principals) | set(ctx.allowlist.principals)
         creates = (
-            ev.filter(pl.col("errorCode").is_null() & pl.col("eventName").is_in(_setup_names(cfg.event_names_file)))
+            candidates.filter(pl.col("ambiguous").is_null())
             .select(pl.col("principalId"), pl.col("eventTime").alias("_created"))
             .drop_nulls("principalId")
-            .sort("_created")
-            .collect()
         )
         calls = calls.with_columns(pl.col("eventTime").dt.date().alias("_day")).join_asof(
             creates,
@@ -173,23 +171,20 @@ class TrailConcealmentDetector(Detector):
             check_sortedness=False,  # both sides are sorted by time; Polars cannot check it per group
         )
         # Distinct earlier days on which this principal + user agent made ambiguous calls.
-        calls = calls.with_columns(
-            pl.when(pl.col("ambiguous"))
-            .then(pl.col("_day").rank("dense").over("principalId", "userAgent", "ambiguous") - 1)
-            .otherwise(0)
-            .alias("_earlier_days")
-        )
-        allowlisted = pl.col("principalId").is_in(list(allowed))
-        setup = pl.col("ambiguous") & pl.col("_created").is_not_null()
-        routine = pl.col("ambiguous") & (pl.col("_earlier_days") >= cfg.routine_days)
-        learning = pl.col("ambiguous") & (pl.col("eventTime") < ctx.learning_end)
-        ctx.counters["allowlisted"] = ctx.counters.get("allowlisted", 0) + calls.filter(allowlisted).height
-        ctx.counters["setup"] = ctx.counters.get("setup", 0) + calls.filter(~allowlisted & setup).height
-        ctx.counters["routine"] = ctx.counters.get("routine", 0) + calls.filter(~allowlisted & ~setup & routine).height
-        ctx.counters["learning"] = ctx.counters.get("learning", 0) + calls.filter(
-            ~allowlisted & ~setup & ~routine & learning
-        ).height
-        hits = calls.filter(~allowlisted & ~setup & ~routine & ~learning)
+        earlier_days = pl.col("_day").rank("dense").over("principalId", "userAgent", "ambiguous") - 1
+        allowed = sorted(set(cfg.allowed_principals) | set(ctx.allowlist.principals))
+        # Why a call is not concealment (first reason wins); null = it is.
+        excused = (
+            pl.when(pl.col("principalId").is_in(allowed)).then(pl.lit("allowlisted"))
+            .when(pl.col("ambiguous") & pl.col("_created").is_not_null()).then(pl.lit("setup"))
+            .when(pl.col("ambiguous") & (earlier_days >= cfg.routine_days)).then(pl.lit("routine"))
+            .when(pl.col("ambiguous") & (pl.col("eventTime") < ctx.learning_end)).then(pl.lit("learning"))
+        )  # fmt: skip
+        calls = calls.with_columns(excused.alias("_excused"))
+        found = dict(calls.get_column("_excused").drop_nulls().value_counts().iter_rows())
+        for reason in ("allowlisted", "setup", "routine", "learning"):
+            ctx.counters[reason] = ctx.counters.get(reason, 0) + found.get(reason, 0)
+        hits = calls.filter(pl.col("_excused").is_null())
         if hits.is_empty():
             return empty_incidents()
         return conform_incidents(self._incidents(hits, ctx)).sort("startTime", "insightObject")
