@@ -34,6 +34,7 @@ from insights_kit.htmlsafe import script_json
 MAX_ROWS = 4_500
 #: One colour per insight type, the same in every chart.
 TYPE_COLORS = {"ApiCallRateInsight": "#4c78a8", "ApiErrorRateInsight": "#e45756", "IpInsight": "#f58518",
+               "AkInsight": "#72b7b2", "PolicyChangeInsight": "#54a24b", "PasswordChangeInsight": "#eeca3b",
                "TrailConcealmentInsight": "#b279a2"}
 #: GuardDuty's verdict vocabulary, from usual (green) to never seen (red).
 VERDICT_COLORS = {"FREQUENT": "#54a24b", "INFREQUENT": "#eeca3b", "RARE": "#f58518", "UNSEEN": "#e45756"}
@@ -189,18 +190,23 @@ def api_calls(
     since: datetime | None = None,
     until: datetime | None = None,
     ip: str | None = None,
+    where: pl.Expr | None = None,
     top: int = TOP_APIS,
     every_minutes: int | None = None,
+    base_minutes: int = 60,
 ) -> tuple[pl.DataFrame, int]:
     """Calls per time bucket and API (``serviceName/eventName``, top ``top`` + ``other``).
 
-    Returns the aggregate (``bucket`` ISO text, ``api``, ``calls``) and the bucket size in
-    minutes: one hour unless the span needs wider buckets to stay under MAX_ROWS.
+    ``ip`` and ``where`` narrow the events. Returns the aggregate (``bucket`` ISO text, ``api``,
+    ``calls``) and the bucket size in minutes: ``base_minutes`` unless the span needs wider
+    buckets to stay under MAX_ROWS.
     """
     lf = events.lazy()
     lf = lf.with_columns(_utc("eventTime", lf))
     if ip is not None:
         lf = lf.filter(pl.col("sourceIpAddress") == ip)
+    if where is not None:
+        lf = lf.filter(where)
     if since is not None:
         lf = lf.filter(pl.col("eventTime") >= since)
     if until is not None:
@@ -217,7 +223,7 @@ def api_calls(
     frame = frame.with_columns(pl.when(pl.col("api").is_in(keep.implode())).then("api").otherwise(pl.lit("other")).alias("api"))
     lo = since or frame["eventTime"].min()
     hi = until or frame["eventTime"].max()
-    size = every_minutes or _bucket_minutes(hi - lo, series=min(top + 1, ranked.height), base=60)
+    size = every_minutes or _bucket_minutes(hi - lo, series=min(top + 1, ranked.height), base=base_minutes)
     agg = (
         frame.sort("eventTime")
         .group_by_dynamic("eventTime", every=_every(size), group_by="api")
@@ -256,6 +262,42 @@ def ip_trend_chart(
             tooltip=[alt.Tooltip("bucket:T", title="from (UTC)", format="%Y-%m-%d %H:%M"), "api:N", "calls:Q"],
         )
         .properties(title=alt.Title(f"Calls from {ip}", subtitle=f"per {unit}, by API (top {TOP_APIS} + other)"), width=640, height=220)
+    )
+
+
+def related_calls_chart(
+    events_df: pl.DataFrame | pl.LazyFrame,
+    *,
+    where: pl.Expr,
+    since: datetime,
+    until: datetime,
+    title: str,
+    incident: tuple[datetime, datetime] | None = None,
+) -> alt.LayerChart:
+    """The calls an incident is about, per minute (wider for long spans), stacked by API.
+
+    ``where`` selects them (``insights.series_predicate``); ``incident`` (start, end) is shaded.
+    """
+    data, size = api_calls(events_df, since=since, until=until, where=where, base_minutes=1)
+    unit = "minute" if size == 1 else f"{size} min" if size < 60 else f"{size // 60} h"
+    bars = (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=_time_x("bucket", scale=alt.Scale(type="utc", domain=[_iso_value(since), _iso_value(until)])),
+            y=alt.Y("sum(calls):Q", title=f"calls per {unit}", stack="zero"),
+            color=alt.Color("api:N", title="API", legend=alt.Legend(orient="right", labelLimit=260)),
+            order=alt.Order("api:N"),
+            tooltip=[alt.Tooltip("bucket:T", title="from (UTC)", format="%Y-%m-%d %H:%M"), "api:N", "calls:Q"],
+        )
+    )
+    layers = [bars]
+    if incident is not None:
+        shade = pl.DataFrame({"start": [_iso_value(incident[0])], "end": [_iso_value(incident[1])]})
+        layers.insert(0, alt.Chart(shade).mark_rect(opacity=0.15, color="#e45756").encode(x="start:T", x2="end:T"))
+    return alt.layer(*layers).properties(
+        title=alt.Title(title, subtitle=f"per {unit}, by API (top {TOP_APIS} + other); the incident shaded"),
+        width=640, height=220,
     )
 
 

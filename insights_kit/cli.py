@@ -280,8 +280,8 @@ def simulate(
 
 def print_detect_summary(summary: dict) -> None:
     """The per-region table the detect command prints."""
-    header = (f"{'region':<18}{'events':>10}{'call-rate':>11}{'error-rate':>12}{'ip':>6}{'trail':>7}{'open':>6}"
-              f"{'suppressed':>12}  note")
+    header = (f"{'region':<18}{'events':>10}{'call-rate':>11}{'error-rate':>12}{'ip':>6}{'ak':>5}{'policy':>8}"
+              f"{'password':>10}{'trail':>7}{'open':>6}{'suppressed':>12}  note")
     typer.echo(header)
     for region, entry in summary["regions"].items():
         ins = entry["insights"]
@@ -294,7 +294,8 @@ def print_detect_summary(summary: dict) -> None:
             notes.append(f"{counters['withheld']} IP candidate(s) withheld during learning, {counters.get('released', 0)} released")
         typer.echo(
             f"{region:<18}{entry['events']:>10}{ins['ApiCallRateInsight']:>11}{ins['ApiErrorRateInsight']:>12}"
-            f"{ins['IpInsight']:>6}{ins.get('TrailConcealmentInsight', 0):>7}{entry['open']:>6}"
+            f"{ins['IpInsight']:>6}{ins.get('AkInsight', 0):>5}{ins.get('PolicyChangeInsight', 0):>8}"
+            f"{ins.get('PasswordChangeInsight', 0):>10}{ins.get('TrailConcealmentInsight', 0):>7}{entry['open']:>6}"
             f"{counters.get('suppressed', 0):>12}  {'; '.join(notes)}"
         )
     rec = summary.get("records", {})

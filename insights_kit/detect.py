@@ -35,7 +35,7 @@ STATE_VERSION = 1
 #: Canonical columns no detector or attribution reads; not held in memory during detection.
 UNUSED_BY_DETECTORS = [
     "eventId", "requestId", "errorMessage", "sourceFile", "sourceFormat", "eventVersion",
-    "vpcId", "accessKeyId", "accountId", "userIdentityType", "eventType",
+    "vpcId", "accountId", "userIdentityType", "eventType",
     # constant within a unit once it is selected
     "acsRegion", "isGlobal", "recipientAccountId", "analysisRegion",
 ]
@@ -80,11 +80,17 @@ def build_detectors(config: Config) -> list[Detector]:
     from insights_kit.detectors.error_rate import ErrorRateDetector
     from insights_kit.detectors.ip import IpDetector
     from insights_kit.detectors.trail_concealment import TrailConcealmentDetector
+    from insights_kit.detectors.ak import AkDetector
+    from insights_kit.detectors.password_change import PasswordChangeDetector
+    from insights_kit.detectors.policy_change import PolicyChangeDetector
 
     every = [
         CallRateDetector(config.call_rate),
         ErrorRateDetector(config.error_rate),
         IpDetector(config.ip),
+        AkDetector(config.ak),
+        PolicyChangeDetector(config.policy_change),
+        PasswordChangeDetector(config.password_change),
         TrailConcealmentDetector(config.trail_concealment),
     ]
     # The insight selector ([detect] insight_types, like PutInsightSelectors).
@@ -305,7 +311,8 @@ class State:
             raise ValueError(f"{self.path}: state version {meta.get('version')} is not {STATE_VERSION}")
         self.meta = meta
         if (self.path / "events.parquet").exists():
-            self.events = pl.read_parquet(self.path / "events.parquet")
+            # conform: a state written before a canonical column existed gets it as nulls
+            self.events = conform(pl.read_parquet(self.path / "events.parquet")).collect()
         if (self.path / "ledger.parquet").exists():
             self.ledger = pl.read_parquet(self.path / "ledger.parquet")
         for file in sorted((self.path / "history").glob("*/*/*.parquet")):

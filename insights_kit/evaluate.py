@@ -3,11 +3,14 @@
 ``labels.json`` (written by ``insights_kit.simulate``) lists every planted incident::
 
     {"seed", "days", "scale", "start", "end", "account", "regions", "home_region",
-     "incidents": [{"id", "scenario", "expect": "insight"|"none", "type", "region", "object",
+     "incidents": [{"id", "scenario", "expect": "insight"|"none"|"may", "type", "region", "object",
                     "start", "end", "note"}]}
 
 ``expect: "insight"`` marks a real incident the detectors should report; ``expect: "none"`` a
-benign look-alike (a deploy burst, a new CI address, ...) they should stay quiet about. Times are
+benign look-alike (a deploy burst, a new CI address, ...) they should stay quiet about;
+``expect: "may"`` a second, weaker trace of a real incident that a type may report or not
+(the AkInsight of a stolen key whose teardown lasted five minutes): a Start there is true,
+a miss is not counted in recall. Times are
 ``YYYY-MM-DDThh:mm:ssZ``; ``tol`` below is ``tolerance_minutes`` (default 10).
 
 Rules
@@ -21,8 +24,8 @@ ignored, so a store holding other data can be scored.
   The earliest such Start is *the* detection; its **delay** is ``Start.eventTime − label.start``
   in minutes, which can be ≤ 0 because Starts are minute-aligned (an incident planted at
   08:15:40 starts at 08:15).
-* **True Start.** A Start is true when an expect-"insight" label of the same type and region has
-  a window ``[start − tol, end + tol]`` containing it, whatever its object: a second insight
+* **True Start.** A Start is true when an expect-"insight" (or "may") label of the same type and
+  region has a window ``[start − tol, end + tol]`` containing it, whatever its object: a second insight
   about the same real incident (StopInstance beside DeleteInstance, the attacker's error codes)
   is not a false alarm. When several labels qualify, the one with the same object wins, then
   the nearest start, then the smallest id.
@@ -126,7 +129,7 @@ def load_labels(path: str | Path) -> dict:
 
     Raises ``ValueError`` when ``incidents`` is missing or an incident lacks one of
     ``id``, ``expect``, ``region``, ``start``, ``end``, has an ``expect`` other than
-    ``"insight"``/``"none"``, an unparsable time, or an id used twice. The dict is returned
+    ``"insight"``/``"none"``/``"may"``, an unparsable time, or an id used twice. The dict is returned
     as read (times stay text).
 
     Examples
@@ -147,9 +150,9 @@ def load_labels(path: str | Path) -> dict:
         missing = [k for k in _REQUIRED_LABEL_KEYS if item.get(k) is None]
         if missing:
             raise ValueError(f"{where}: missing {', '.join(missing)}")
-        if item["expect"] not in ("insight", "none"):
-            raise ValueError(f"{where}: expect must be 'insight' or 'none', got {item['expect']!r}")
-        if item["expect"] == "insight" and not item.get("type"):
+        if item["expect"] not in ("insight", "none", "may"):
+            raise ValueError(f"{where}: expect must be 'insight', 'none' or 'may', got {item['expect']!r}")
+        if item["expect"] in ("insight", "may") and not item.get("type"):
             raise ValueError(f"{where}: an expected insight needs a type")
         for key in ("start", "end"):
             try:
@@ -221,7 +224,7 @@ def classify_starts(insights: pl.DataFrame, labels: dict, *, tolerance_minutes: 
     tol = timedelta(minutes=tolerance_minutes)
     starts = _starts(insights, labels, tol)
     label_rows = _labels_frame(labels).to_dicts()
-    real = [lab for lab in label_rows if lab["expect"] == "insight"]
+    real = [lab for lab in label_rows if lab["expect"] in ("insight", "may")]
     benign = [lab for lab in label_rows if lab["expect"] == "none"]
 
     def covers(lab: dict, ts: datetime) -> bool:

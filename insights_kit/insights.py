@@ -33,6 +33,9 @@ ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "ApiCallRateInsight": ("principalId", "userAgent", "sourceIpAddress", "errorCode"),
     "ApiErrorRateInsight": ("principalId", "userAgent", "sourceIpAddress", "errorCode", "apiRelated"),
     "IpInsight": ("principalId", "userAgent", "apiRelated", "errorCode"),
+    "AkInsight": ("apiRelated", "sourceIpAddress", "userAgent", "errorCode"),
+    "PolicyChangeInsight": ("principalId", "sourceIpAddress", "userAgent", "apiRelated"),
+    "PasswordChangeInsight": ("principalId", "sourceIpAddress", "userAgent", "apiRelated"),
     "TrailConcealmentInsight": ("principalId", "sourceIpAddress", "userAgent", "apiRelated"),
 }
 #: Types whose averages are per minute; the others report counts.
@@ -65,7 +68,8 @@ def series_predicate(incident: dict[str, Any]) -> pl.Expr:
     """The management events an incident is about (without the time window).
 
     Call rate: writes of the API. Error rate: failed calls of the API, or of the error code
-    when the object is a code. IpInsight: every call from the address.
+    when the object is a code. IpInsight: every call from the address. AkInsight: every call
+    with the key. Policy, password and trail types: the successful watched calls of the service.
     """
     kind = incident["insightType"]
     if kind == "IpInsight":
@@ -86,7 +90,11 @@ def series_predicate(incident: dict[str, Any]) -> pl.Expr:
         if incident.get("errorCode"):
             predicate &= pl.col("errorCode") == incident["errorCode"]
         return predicate
-    if kind == "TrailConcealmentInsight":
+    if kind == "AkInsight":
+        return pl.col("accessKeyId") == incident["insightObject"]
+    if kind in ("TrailConcealmentInsight", "PolicyChangeInsight", "PasswordChangeInsight"):
+        # The model lists every watched call of the service (the type's table), not only
+        # those of the incident, so the Start's related events do not depend on later calls.
         names = (json.loads(incident["model"]) if incident.get("model") else {}).get("eventNames", [])
         return (
             (pl.col("serviceName") == incident["insightObject"])
@@ -167,9 +175,10 @@ def _incident_events(incident: dict, events: pl.DataFrame, *, account: str, regi
     baseline_frame = series.filter(
         pl.col("eventTime").is_between(start - timedelta(minutes=baseline_minutes), start, closed="left")
     )
-    per_minute = kind in RATE_TYPES  # rate averages are per minute, the others' are counts
-    baseline_divisor = (baseline_minutes if per_minute else max(baseline_minutes / 1440, 1.0)) or 1.0
     model = json.loads(incident["model"]) if incident.get("model") else {}
+    # Rate averages are per minute, the others' are counts (AkInsight: per its rule).
+    per_minute = kind in RATE_TYPES or (kind == "AkInsight" and model.get("rule") == "rate")
+    baseline_divisor = (baseline_minutes if per_minute else max(baseline_minutes / 1440, 1.0)) or 1.0
 
     def details(state: str, statistics: dict, attribution: list) -> dict:
         detail: dict[str, Any] = {"state": state, "insightType": kind, "insightObject": incident["insightObject"]}

@@ -25,6 +25,15 @@ _S = pl.String()
 IDENTITY_FIELDS = ("type", "principalId", "accountId", "userName", "accessKeyId", "arn")
 
 _IDENTITY = pl.Struct({name: _S for name in IDENTITY_FIELDS})
+
+#: ``requestParameters`` sub-fields read (both vendors' spellings; all else is skipped): the
+#: policy a permission change grants and the user a credential change acts on. A value that
+#: is not a string (a policy document sent as an object) is read as its JSON text.
+REQUEST_FIELDS = (
+    "policyArn", "policyName", "policyDocument", "userName",  # CloudTrail (IAM)
+    "PolicyName", "PolicyDocument", "UserName",  # ActionTrail (RAM)
+)  # fmt: skip
+_REQUEST = pl.Struct({name: _S for name in REQUEST_FIELDS})
 _ATTRIBUTES = pl.Struct({"SensitiveAction": _S})
 
 #: Scalar top-level keys read from a record (both vendors' spellings).
@@ -41,6 +50,7 @@ RAW_SCHEMA: dict[str, pl.DataType] = {
     **{name: _S for name in SCALAR_FIELDS},
     "userIdentity": _IDENTITY,
     "eventAttributes": _ATTRIBUTES,
+    "requestParameters": _REQUEST,
 }
 RAW_STRUCT = pl.Struct(RAW_SCHEMA)
 
@@ -132,6 +142,29 @@ def _either(ct: pl.Expr, cloudtrail: pl.Expr, actiontrail: pl.Expr) -> pl.Expr:
     return pl.when(ct).then(cloudtrail).otherwise(actiontrail)
 
 
+#: A policy document that allows every action on every resource ("Action": "*" or "*:*",
+#: "Resource": "*"), in a JSON text that may itself be escaped inside another string.
+_ALLOW_ALL_ACTION = r'(?i)\\?"action\\?"\s*:\s*\[?\s*\\?"(\*|\*:\*)\\?"'
+_ALLOW_ALL_RESOURCE = r'(?i)\\?"resource\\?"\s*:\s*\[?\s*\\?"\*\\?"'
+
+
+def grants_admin(request: pl.Expr) -> pl.Expr:
+    """True where a request (a ``requestParameters`` struct) grants administrator rights.
+
+    Admin-like means: the managed policy ``AdministratorAccess`` (by ARN or name), or a policy
+    document with an allow-all statement (``"Action": "*"`` or ``"*:*"`` and ``"Resource":
+    "*"``). Null when the request names no policy; false otherwise. A document whose
+    allow-all statement is a Deny also matches: reading policy logic is out of scope, and a
+    false "admin" on a permission change costs one look.
+    """
+    rp = request.struct
+    name = pl.coalesce(rp.field("policyName"), rp.field("PolicyName"), rp.field("policyArn").str.extract(r"/([^/]+)$"))
+    document = pl.coalesce(rp.field("policyDocument"), rp.field("PolicyDocument"))
+    allow_all = document.str.contains(_ALLOW_ALL_ACTION) & document.str.contains(_ALLOW_ALL_RESOURCE)
+    admin = (name.str.to_lowercase() == "administratoraccess").fill_null(False) | allow_all.fill_null(False)
+    return pl.when(name.is_not_null() | document.is_not_null()).then(admin)
+
+
 def normalize(raw: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     """Map raw rows (:data:`RAW_SCHEMA` plus a Boolean ``_ct``) to canonical columns.
 
@@ -193,6 +226,10 @@ def normalize(raw: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
         "userName": ident.field("userName"),
         "accessKeyId": ident.field("accessKeyId"),
         "userIdentityArn": ident.field("arn"),
+        "requestUserName": pl.coalesce(
+            c("requestParameters").struct.field("userName"), c("requestParameters").struct.field("UserName")
+        ),
+        "grantsAdmin": grants_admin(c("requestParameters")),
     }
     passthrough = ("eventVersion", "eventType", "eventName", "eventSource", "recipientAccountId",
                    "userAgent", "errorCode", "errorMessage")  # fmt: skip
@@ -262,4 +299,6 @@ def sls_to_raw(sls: pl.DataFrame) -> pl.DataFrame:
     )
     attrs = pl.struct(sensitive.alias("SensitiveAction")).alias("eventAttributes")
     frame = sls if "event" in names else sls.with_columns(pl.lit(None, _S).alias("event"))
-    return frame.select(*cols, ident, attrs, *[n for n in sls.columns if n.startswith("_")])
+    # requestParameters only from the decoded event: the flattened index keys never carry it whole.
+    request = decoded.field("requestParameters").alias("requestParameters")
+    return frame.select(*cols, ident, attrs, request, *[n for n in sls.columns if n.startswith("_")])

@@ -358,8 +358,14 @@ def show_incident(ctx: RegionContext, inc: dict[str, Any]) -> None:
     name = f"incident-{inc['number']:03d}"
     if inc["insightType"] == "IpInsight":
         _show_ip(ctx, inc, details, name)
-    elif inc["insightType"] == "TrailConcealmentInsight":
-        _show_concealment(details)
+    elif inc["insightType"] in ("TrailConcealmentInsight", "PolicyChangeInsight", "PasswordChangeInsight", "AkInsight"):
+        _show_related_calls(ctx, inc, details, name)
+        if inc["insightType"] == "TrailConcealmentInsight":
+            _show_concealment(details)
+        elif inc["insightType"] == "AkInsight":
+            _show_key(details)
+        else:
+            _show_change(details)
     else:
         _show_rate(ctx, inc, details, account, name)
     latest = inc["end"] or inc["start"]
@@ -381,6 +387,56 @@ def _show_concealment(details: dict) -> None:
         f"learning period (score {esc(model.get('score'))}: 1 = a trail stopped or deleted, 0.7 = "
         "a trail or its selectors changed outside set-up and routine).</p>"
     ))
+
+
+#: What each piece of change evidence means, in the analyst's words (detectors/_change.py).
+CHANGE_EVIDENCE = {
+    "newPrincipal": "a principal first seen in the last hours",
+    "newChanger": "a principal that had not made such changes",
+    "newNetwork": "from a network (/24 and ASN) the principal does not use",
+    "newTool": "with a client (user-agent family) the principal does not use",
+    "firstAdminGrant": "the principal's first grant of admin rights",
+    "otherUser": "on another user's credentials",
+    "burst": "a burst: many more changes in an hour than the principal's busiest hour",
+}
+
+
+def _show_related_calls(ctx: RegionContext, inc: dict[str, Any], details: dict, name: str) -> None:
+    from insights_kit.insights import series_predicate
+
+    model = (details.get("insightContext") or {}).get("model") or {}
+    where = series_predicate({"insightType": inc["insightType"], "insightObject": inc["insightObject"],
+                              "model": json.dumps(model)})  # fmt: skip
+    end = inc["endTime"] or ctx.data_end or inc["startTime"] + timedelta(minutes=1)
+    since = inc["startTime"] - timedelta(minutes=CONTEXT_MINUTES)
+    until = end + timedelta(minutes=CONTEXT_MINUTES)
+    what = "AccessKey" if inc["insightType"] == "AkInsight" else "Watched calls of"
+    chart = charts.related_calls_chart(ctx.events.lazy(), where=where, since=since, until=until,
+                                       title=f"{what} {inc['insightObject']}", incident=(inc["startTime"], end))
+    show_chart(ctx, chart, name)
+
+
+def _show_change(details: dict) -> None:
+    # A history-novelty score: say which evidence made it, against the threshold.
+    model = (details.get("insightContext") or {}).get("model") or {}
+    why = "; ".join(CHANGE_EVIDENCE.get(e, e) for e in model.get("evidence") or []) or "?"
+    who = ", ".join(model.get("principals") or []) or "unknown principal"
+    _display(_html(
+        f"<p>Unusual change by {esc(who)}: {esc(why)}. Score {esc(model.get('score'))} against the "
+        f"threshold {esc(model.get('threshold'))} (the sum of the evidence weights; higher = more "
+        "anomalous).</p>"
+    ))
+
+
+def _show_key(details: dict) -> None:
+    model = (details.get("insightContext") or {}).get("model") or {}
+    if model.get("rule") == "rate":
+        text = (f"The key's calls per minute left its own seasonal pattern: expected {esc(model.get('expected'))}, "
+                f"p-value {esc(model.get('pValue'))} (small = anomalous), ratio {esc(model.get('ratio'))}.")
+    else:
+        text = (f"First use (at {esc(model.get('firstUse'))}) of a never-seen AccessKey of "
+                f"{esc(model.get('owner') or 'an unknown owner')} from a network its owner does not use.")
+    _display(_html(f"<p>{text}</p>"))
 
 
 def _show_rate(ctx: RegionContext, inc: dict[str, Any], details: dict, account: str | None, name: str) -> None:

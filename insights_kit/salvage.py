@@ -14,7 +14,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
-from insights_kit.normalize import IDENTITY_FIELDS, RAW_SCHEMA
+from insights_kit.normalize import IDENTITY_FIELDS, RAW_SCHEMA, REQUEST_FIELDS
 
 _DOC_HEAD = re.compile(rb'^\s*\{\s*"(?:Records|Events|RequestId|NextToken)"\s*:')
 _ARRAY_KEY = re.compile(r'"(Records|Events)"\s*:\s*\[')
@@ -176,7 +176,12 @@ def value_end(t: str, p: int) -> int:
     raise ValueError("unexpected end of data")
 
 
-_SUB_KEYS = {"userIdentity": _IDENTITY_KEYS.__contains__, "eventAttributes": {"SensitiveAction"}.__contains__}
+_REQUEST_KEYS = frozenset(REQUEST_FIELDS)
+_SUB_KEYS = {
+    "userIdentity": _IDENTITY_KEYS.__contains__,
+    "eventAttributes": {"SensitiveAction"}.__contains__,
+    "requestParameters": _REQUEST_KEYS.__contains__,
+}
 
 
 def _shallow_fields(t: str, keep=_is_read_key) -> dict:
@@ -207,7 +212,12 @@ def _shallow_fields(t: str, keep=_is_read_key) -> dict:
             except RecursionError:
                 if key not in _SUB_KEYS or keep is not _is_read_key:
                     raise
-                obj[key] = _shallow_fields(t[start:end], _SUB_KEYS[key])
+                try:
+                    obj[key] = _shallow_fields(t[start:end], _SUB_KEYS[key])
+                except (ValueError, RecursionError):
+                    if key != "requestParameters":
+                        raise
+                    obj[key] = None  # context only: a request we cannot read costs it, not the event
         p = _WS.match(t, end).end()
         if t[p : p + 1] == ",":
             p = _WS.match(t, p + 1).end()
@@ -301,7 +311,7 @@ def check_record(obj) -> tuple[dict | None, str | None]:
         if why:
             return None, f"'event' field: {why}"
         obj = {**obj, "event": json.dumps(inner)}
-    # Only read keys go on to the fast reader: the rest (requestParameters, ...) can be of
+    # Only read keys go on to the fast reader: the rest (responseElements, ...) can be of
     # any size and depth, and re-encoding it would cost time for nothing.
     obj = {k: v for k, v in obj.items() if _is_read_key(k)}
     ident = obj.get("userIdentity")
@@ -317,6 +327,14 @@ def check_record(obj) -> tuple[dict | None, str | None]:
         except ValueError:
             attrs = None
         obj = {**obj, "eventAttributes": attrs if isinstance(attrs, dict) else None}
+    request = obj.get("requestParameters")
+    if request is not None:
+        # Context, not identity: one that is not an object is dropped, the event kept.
+        obj["requestParameters"] = (
+            {k: v if isinstance(v, str) or v is None else json.dumps(v) for k, v in request.items() if k in _REQUEST_KEYS}
+            if isinstance(request, dict)
+            else None
+        )
     if isinstance(obj.get("eventAttributes"), dict):
         obj["eventAttributes"] = {k: v for k, v in obj["eventAttributes"].items() if k == "SensitiveAction"}
     return obj, None

@@ -8,7 +8,11 @@ delivery files; this module holds what that traffic is made of:
   client from a set of usual addresses), rates and activity patterns,
 * :func:`events_frame`, the one way every generator turns numpy arrays into event rows,
 * the incident plan (:func:`incident_plan`) and the six incident generators,
-* the scripted benign look-alikes (nightly jobs, read-only dashboard bursts).
+* the identity plan (:func:`identity_plan`, its own seed streams) and its four generators
+  (privilege escalation, login takeover, new-key abuse, key rate burst: PolicyChange,
+  PasswordChange and Ak insights), whose rows carry ``requestParameters`` JSON text,
+* the scripted benign look-alikes (nightly jobs, read-only dashboard bursts, the IAM
+  release, weekly password changes, an AccessKey rotation).
 
 Every generator returns an *internal* event frame (:data:`FRAME_SCHEMA`): the per-event
 fields that vary; everything derived from the API (``serviceName``, ``eventSource``,
@@ -26,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -137,6 +142,10 @@ def _apis() -> dict[str, Api]:
         "ListAccessKeys ListGroups GetAccountAlias", (("NoPermission", 0.002), ("EntityNotExist.User", 0.002)))
     add("Ram", "Write", "CreateUser UpdateUser CreateAccessKey DeleteAccessKey AttachPolicyToUser "
         "AttachPolicyToRole CreateRole", (("NoPermission", 0.01),), sensitive=True)
+    # identity changes: called only by the identity episodes (no background weight table has them)
+    add("Ram", "Write", "AttachPolicyToGroup CreatePolicy CreatePolicyVersion SetDefaultPolicyVersion UpdateRole "
+        "AddUserToGroup CreateLoginProfile UpdateLoginProfile DeleteLoginProfile ChangePassword UnbindMFADevice "
+        "DeleteVirtualMFADevice SetPasswordPolicy", (("NoPermission", 0.01),), sensitive=True)
     add("Sts", "Read", "GetCallerIdentity", ())
     add("Sts", "Write", "AssumeRole", (("NoPermission", 0.003),))
     add("AasSub", "Write", "ConsoleSignin", ())
@@ -190,6 +199,8 @@ FRAME_SCHEMA: dict[str, pl.DataType] = {
     "accessKeyId": pl.String(),
     "userName": pl.String(),
     "errorCode": pl.String(),
+    #: JSON *object text* of the call's parameters (null for most rows); written verbatim.
+    "requestParameters": pl.String(),
     "tag": pl.String(),
 }
 
@@ -603,7 +614,8 @@ class LabelSpec:
     region: str
     object: str
     tag: str | None  # None: any row of the region
-    match: dict[str, str] = field(default_factory=dict)
+    #: column -> value, or a tuple of values (any of them)
+    match: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
     note: str = ""
     extra: dict[str, str | int] = field(default_factory=dict)
     window: tuple[int, int] | None = None  # (t0, t1) epoch seconds, for window-only labels
@@ -758,6 +770,15 @@ def incident_events(
         ]
     else:  # pragma: no cover - SCENARIOS is closed
         raise ValueError(scenario)
+    # A user's long-term AccessKey used far above its rate is also an AkInsight: a script's
+    # 10-30 minute storm must be found; a five-minute teardown or a ten-minute probe at a few
+    # calls a minute may be (the rate rule wants six sustained minutes), so a Start there is
+    # true and a miss is not counted.
+    key = ident["accessKeyId"]
+    ak_expect = {"throttling_storm": "insight", "leaked_key_teardown": "may", "permission_probing": "may"}
+    if key is not None and not channel.identity.sts and scenario in ak_expect:
+        labels.append(LabelSpec(f"{tag}-ak", scenario, ak_expect[scenario], "AkInsight", region, key, tag,
+                                {"accessKeyId": key}, f"{who}'s AccessKey far above its usual rate"))
     return frame, labels
 
 
@@ -878,3 +899,422 @@ def console_signins(
             **_identity_columns(account, channel, None),
         ))
     return pl.concat(frames) if frames else empty_frame()
+
+
+# --------------------------------------------------------------------------------------------
+# Identity incidents (PolicyChangeInsight, PasswordChangeInsight, AkInsight)
+# --------------------------------------------------------------------------------------------
+# A plan of their own (own seed streams), so incident_plan and every existing incident stay
+# as they were for a seed.
+
+IDENTITY_SCENARIOS: tuple[str, ...] = (
+    "privilege_escalation",
+    "login_takeover",
+    "new_key_abuse",
+    "key_rate_burst",
+)
+#: Foreign /24s of the identity incidents (bundled GeoLite2: HU, CH, GB, RU, NL, US, RO); in no
+#: other table and far from every address of the account.
+IDENTITY_PREFIXES: dict[str, tuple[str, ...]] = {
+    "privilege_escalation": ("91.219.236", "179.43.128"),
+    "login_takeover": ("37.120.198", "194.26.29"),
+    "new_key_abuse": ("103.251.167", "92.118.39", "146.70.124"),
+}
+IDENTITY_USER_AGENTS: dict[str, tuple[str, ...]] = {
+    "privilege_escalation": ("aliyun-sdk-go/1.0.7 (windows; amd64)", "curl/8.4.0"),
+    "login_takeover": ("PostmanRuntime/7.36.0", "Apache-HttpClient/4.5.13 (Java/11.0.20)"),
+    "new_key_abuse": ("aliyun-sdk-nodejs/1.2.0 node/18.17.1", "python-requests/2.31.0 aliyun-openapi/0.3"),
+}
+#: The user agent an insider's own (long-known) address shows when they act from a new client.
+INSIDER_USER_AGENTS: tuple[str, ...] = ("aliyun-cli/3.0.16 (darwin; arm64)", "aliyun-cli/3.0.204 (windows; amd64)")
+IDENTITY_ACTORS: dict[str, tuple[str, ...]] = {
+    "privilege_escalation": ("bob-cli", "carol-sdk", "dave-sdk"),
+    "login_takeover": ("bob-cli", "carol-sdk", "dave-sdk"),
+    "new_key_abuse": ("bob-cli", "carol-sdk", "dave-sdk", "grafana-reader"),
+    # Not grafana-reader: its key's own pattern holds dashboard refreshes of 100-400 calls a
+    # minute, so a scraper at 15-120 a minute is not "many times its usual rate" for that key.
+    "key_rate_burst": ("bob-cli", "carol-sdk", "dave-sdk"),
+}
+#: Share of slots in the foreign variant (the rest: the user's own address, a new client).
+FOREIGN_VARIANT_SHARE = 0.6
+#: RAM users of every account (build_account), for the target of a grant or a login profile.
+ACCOUNT_USERS: tuple[str, ...] = ("alice", "bob", "carol", "dave", "frank", "grafana-reader")
+ACCOUNT_ROLES: tuple[str, ...] = ("ci-deployer", "cms-exporter", "ops-automation", "ecs-backup")
+ADMIN_POLICIES: tuple[str, ...] = ("AdministratorAccess", "AliyunRAMFullAccess", "AliyunECSFullAccess")
+POLICY_CHANGE_APIS: tuple[str, ...] = (
+    "AttachPolicyToUser", "CreatePolicyVersion", "SetDefaultPolicyVersion", "AddUserToGroup", "UpdateRole",
+)
+PASSWORD_CHANGE_APIS: tuple[str, ...] = ("CreateLoginProfile", "UpdateLoginProfile", "UnbindMFADevice")
+_ESCALATION_READS = ("ListUsers", "GetUser", "ListPolicies", "ListPoliciesForUser", "ListRoles")
+_TAKEOVER_READS = ("GetUser", "ListUsers")
+_ABUSE_READS = ("DescribeInstances", "DescribeRegions", "DescribeVpcs", "ListBuckets", "GetBucketInfo",
+                "DescribeDBInstances")
+_ABUSE_WRITES = ("CreateKeyPair", "AuthorizeSecurityGroup")
+
+
+def request_parameters(**params: object) -> str:
+    """JSON object text for the ``requestParameters`` column (compact, sorted keys).
+
+    >>> request_parameters(UserName="bob", PolicyType="System")
+    '{"PolicyType":"System","UserName":"bob"}'
+    """
+    return json.dumps(params, separators=(",", ":"), sort_keys=True)
+
+
+def _policy_document(actions: Sequence[str] | str, resource: Sequence[str] | str) -> str:
+    # RAM sends the document as a string-valued parameter
+    return json.dumps({"Version": "1", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": resource}]},
+                      separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class IdentitySlot:
+    """One planned identity incident: scenario, when, where, whose credentials, which variant."""
+
+    index: int
+    day: int
+    scenario: str
+    region: str
+    minute: int  # UTC minute of the day the incident starts
+    actor: str
+    variant: str  # "foreign" | "insider" | "created" | "preexisting" | "usual"
+    ip: str | None
+    user_agent: str | None
+
+
+def _identity_days(max_day: int) -> list[int]:
+    # first round: the four scenarios on days 3..6; afterwards one every other day (8, 10 ...)
+    days = [FIRST_INCIDENT_DAY + i for i in range(len(IDENTITY_SCENARIOS))]
+    day = days[-1] + 2
+    while day <= max_day:
+        days.append(day)
+        day += 2
+    return [d for d in days if d <= max_day]
+
+
+def identity_plan(seed: int, max_day: int, account: Account | None = None) -> list[IdentitySlot]:
+    """Identity incidents on days ``FIRST_INCIDENT_DAY..max_day`` for ``seed`` (prefix property).
+
+    Examples
+    --------
+    >>> sorted({s.scenario for s in identity_plan(7, max_day=6)}) == sorted(IDENTITY_SCENARIOS)
+    True
+    """
+    account = account or build_account(seed)
+    plan: list[IdentitySlot] = []
+    used_ips: set[str] = set()
+    for index, day in enumerate(_identity_days(max_day)):
+        round_no, position = divmod(index, len(IDENTITY_SCENARIOS))
+        order = np.random.default_rng([seed, 10, 0, round_no]).permutation(len(IDENTITY_SCENARIOS))
+        scenario = IDENTITY_SCENARIOS[order[position]]
+        rng = np.random.default_rng([seed, 10, 1, index])
+        minute = int(rng.integers(60, 17 * 60))  # 01:00-17:00Z, clear of the nightly jobs
+        actor = str(rng.choice(IDENTITY_ACTORS[scenario]))
+        region, ip, ua = account.home_region, None, None
+        if scenario in ("privilege_escalation", "login_takeover"):
+            variant = "foreign" if rng.random() < FOREIGN_VARIANT_SHARE else "insider"
+            if variant == "insider":
+                ua = str(rng.choice(INSIDER_USER_AGENTS))
+        elif scenario == "new_key_abuse":
+            variant = "created" if rng.random() < 0.5 else "preexisting"
+            region = REGIONS[int(rng.integers(len(REGIONS)))]
+        else:  # key_rate_burst: a region the channel normally uses
+            variant = "usual"
+            names, weights = zip(*account.channels[actor].region_weights, strict=True)
+            w = np.array(weights)
+            region = names[int(rng.choice(len(names), p=w / w.sum()))]
+        if scenario in IDENTITY_PREFIXES and variant != "insider":
+            prefixes = IDENTITY_PREFIXES[scenario]
+            while ip is None or ip in used_ips:
+                ip = f"{prefixes[int(rng.integers(len(prefixes)))]}.{int(rng.integers(2, 254))}"
+            used_ips.add(ip)
+            ua = str(rng.choice(IDENTITY_USER_AGENTS[scenario]))
+        plan.append(IdentitySlot(index, day, scenario, region, minute, actor, variant, ip, ua))
+    return plan
+
+
+def identity_events(slot: IdentitySlot, account: Account, day_start: int) -> tuple[pl.DataFrame, list[LabelSpec]]:
+    """The rows and labels of one planned identity incident."""
+    rng = np.random.default_rng([slot.index, 97, slot.minute])
+    channel = account.channels[slot.actor]
+    t0 = day_start + slot.minute * 60 + int(rng.integers(0, 60))
+    tag = f"id-{slot.index}"
+    ident = _identity_columns(account, channel, None)
+    home, region, scenario = account.home_region, slot.region, slot.scenario
+    user = channel.identity.user_name
+    who = f"{user} ({channel.identity.type})"
+    known = [a for a in channel.addresses if a.first_day == 0]  # long-known addresses only
+    weights = np.array([a.weight for a in known])
+    frames: list[pl.DataFrame] = []
+    labels: list[LabelSpec] = []
+
+    def source(n: int) -> dict:
+        if slot.ip is not None:
+            return {"sourceIpAddress": slot.ip, "vpcId": None, "userAgent": slot.user_agent}
+        pick = rng.choice(len(known), n, p=weights / weights.sum())
+        return {"sourceIpAddress": Pick([a.ip for a in known], pick), "vpcId": Pick([a.vpc_id for a in known], pick),
+                "userAgent": slot.user_agent or channel.user_agents[0][0]}
+
+    def ip_label(label_region: str, note: str) -> LabelSpec:
+        # "may": a handful of calls from a new address is the quiet-stranger class that
+        # IpInsight does not yet find reliably; these incidents are the new types' to find.
+        return LabelSpec(f"{tag}-ip", scenario, "may", "IpInsight", label_region, slot.ip, tag,
+                         {"sourceIpAddress": slot.ip}, note, {"principalId": channel.identity.principal_id})
+
+    def others() -> list[str]:
+        return [u for u in ACCOUNT_USERS if u != user]
+
+    def reads_then_changes(reads: Sequence[str], n_reads: int, names: list[str], params: list[str], span: int):
+        t_reads = _spread(rng, t0, int(rng.integers(60, 301)), n_reads)
+        t_first = int(t_reads[-1]) + int(rng.integers(10, 121))
+        t_changes = t_first + np.sort(np.r_[0, rng.integers(0, span * 60 + 1, len(names) - 1)])
+        t = np.concatenate([t_reads, t_changes])
+        frames.append(events_frame(
+            t, eventType="ApiCall", acsRegion=home, tag=tag, **ident, **source(len(t)),
+            eventName=np.array([*(reads[i] for i in rng.integers(0, len(reads), n_reads)), *names]),
+            requestParameters=Pick([None, *params], np.r_[np.zeros(n_reads, dtype=int), np.arange(1, len(params) + 1)]),
+        ))
+
+    variant_note = (f"from a never-seen foreign address ({slot.ip})" if slot.ip
+                    else f"from {user}'s usual address but a client {user} never used ({slot.user_agent})")
+    if scenario == "privilege_escalation":
+        n_reads, changes, span = int(rng.integers(3, 13)), int(rng.integers(1, 7)), int(rng.integers(1, 61))
+        admin_first = bool(rng.random() < 0.5)
+        names, params = [], []
+        version = int(rng.integers(2, 9))
+        outside = _digits(rng, 16)
+        for i in range(changes):
+            kind = "AttachPolicyToUser" if (i == 0 and admin_first) else str(rng.choice(POLICY_CHANGE_APIS))
+            target = user if rng.random() < 0.5 else str(rng.choice(others()))
+            if kind == "AttachPolicyToUser":
+                policy = "AdministratorAccess" if (i == 0 and admin_first) else str(rng.choice(ADMIN_POLICIES))
+                p = request_parameters(PolicyType="System", PolicyName=policy,
+                                       UserName=user if (i == 0 and admin_first) else target)
+            elif kind == "CreatePolicyVersion":
+                p = request_parameters(PolicyName="ops-custom", PolicyDocument=_policy_document("*", "*"),
+                                       SetAsDefault="true")
+            elif kind == "SetDefaultPolicyVersion":
+                p = request_parameters(PolicyName="ops-custom", VersionId=f"v{version}")
+            elif kind == "AddUserToGroup":
+                p = request_parameters(GroupName="admins", UserName=target)
+            else:  # UpdateRole: let an outside account assume one of the account's roles
+                trust = json.dumps({"Version": "1", "Statement": [{
+                    "Action": "sts:AssumeRole", "Effect": "Allow",
+                    "Principal": {"RAM": [f"acs:ram::{outside}:root"]}}]}, separators=(",", ":"))
+                p = request_parameters(RoleName=str(rng.choice(ACCOUNT_ROLES)), NewAssumeRolePolicyDocument=trust)
+            names.append(kind)
+            params.append(p)
+        reads_then_changes(_ESCALATION_READS, n_reads, names, params, span)
+        admin = any('"PolicyName":"AdministratorAccess"' in p for p in params)
+        note = (f"{who}'s AccessKey {variant_note}: {n_reads} RAM reads, then {changes} permission change(s) "
+                f"in {span} min" + (" including an AdministratorAccess grant" if admin else ""))
+        extra = {"changes": changes, "span_minutes": span, "variant": slot.variant, "reads": n_reads,
+                 "first_change": names[0], "admin_grant": admin, "principalId": channel.identity.principal_id}
+        labels.append(LabelSpec(f"{tag}-policy", scenario, "insight", "PolicyChangeInsight", home, "Ram", tag,
+                                {"eventName": tuple(sorted(set(names)))}, note, extra))
+        if slot.ip:
+            labels.append(ip_label(home, note))
+    elif scenario == "login_takeover":
+        n_reads, changes, span = int(rng.integers(2, 9)), int(rng.integers(1, 4)), int(rng.integers(1, 31))
+        victim = str(rng.choice(others()))
+        unbind = bool(rng.random() < 0.5)
+        names = [str(rng.choice(["CreateLoginProfile", "UpdateLoginProfile"])) for _ in range(changes)]
+        params = [request_parameters(UserName=victim, PasswordResetRequired=False) for _ in range(changes)]
+        if unbind:
+            names.append("UnbindMFADevice")
+            params.append(request_parameters(UserName=victim))
+        reads_then_changes(_TAKEOVER_READS, n_reads, names, params, span)
+        note = (f"{who}'s AccessKey {variant_note}: sets {victim}'s console password {changes} time(s) in {span} min"
+                + (" and unbinds the MFA device" if unbind else ""))
+        extra = {"changes": changes, "span_minutes": span, "variant": slot.variant, "reads": n_reads,
+                 "target_user": victim, "mfa_unbound": unbind, "principalId": channel.identity.principal_id}
+        labels.append(LabelSpec(f"{tag}-password", scenario, "insight", "PasswordChangeInsight", home, "Ram", tag,
+                                {"eventName": tuple(sorted(set(names)))}, note, extra))
+        if slot.ip:
+            labels.append(ip_label(home, note))
+    elif scenario == "new_key_abuse":
+        new_key = "LTAI5t" + random_token(rng, 18)
+        calls, span = int(rng.integers(5, 41)), int(rng.integers(5, 61))
+        n_writes = min(int(rng.integers(0, 4)), calls - 1)
+        t_use = t0
+        if slot.variant == "created":  # the stolen existing key mints a new one (Ram: home region)
+            frames.append(events_frame(
+                np.array([t0]), eventType="ApiCall", eventName="CreateAccessKey", acsRegion=home, tag=tag,
+                **ident, **source(1), requestParameters=request_parameters(UserName=user),
+            ))
+            t_use = t0 + int(rng.integers(60, 601))
+        t = t_use + np.sort(np.r_[0, rng.integers(0, span * 60 + 1, calls - 1)])
+        names = np.array([*(_ABUSE_READS[i] for i in rng.integers(0, len(_ABUSE_READS), calls - n_writes)),
+                          *(_ABUSE_WRITES[i] for i in rng.integers(0, len(_ABUSE_WRITES), n_writes))])
+        names = np.r_[names[:1], rng.permutation(names[1:])]
+        frames.append(events_frame(
+            t, eventType="ApiCall", acsRegion=region, tag=tag, **(ident | {"accessKeyId": new_key}), **source(calls),
+            eventName=names,
+        ))
+        origin = ("created minutes before by the owner's stolen key" if slot.variant == "created"
+                  else "never seen before")
+        note = (f"a new AccessKey of {who} ({origin}) makes {calls} calls ({n_writes} writes) in {span} min "
+                f"from a foreign address ({slot.ip}) with a new client")
+        extra = {"calls": calls, "span_minutes": span, "writes": n_writes, "variant": slot.variant,
+                 "principalId": channel.identity.principal_id}
+        labels += [
+            LabelSpec(f"{tag}-ak", scenario, "insight", "AkInsight", region, new_key, tag,
+                      {"accessKeyId": new_key}, note, extra),
+            ip_label(region, note),
+        ]
+        if slot.variant == "created" and region != home:  # the CreateAccessKey call came from there too
+            labels.append(LabelSpec(f"{tag}-ip-home", scenario, "may", "IpInsight", home, slot.ip, tag,
+                                    {"sourceIpAddress": slot.ip, "eventName": "CreateAccessKey"}, note,
+                                    {"principalId": channel.identity.principal_id}))
+    elif scenario == "key_rate_burst":
+        key = channel.identity.access_key
+        minutes, rate = int(rng.integers(15, 61)), int(rng.integers(15, 121))
+        apis = [(n, w) for n, w in channel.apis if APIS[n].rw == "Read" and not is_global(n)
+                and (n.startswith("Describe") or n.startswith("List"))]
+        api_names = [n for n, _ in apis]
+        w = np.array([w for _, w in apis], dtype=float)
+        counts = rng.poisson(rate, minutes)
+        minute_of = np.repeat(np.arange(minutes), counts)
+        t = np.sort(t0 - t0 % 60 + minute_of * 60 + rng.integers(0, 60, len(minute_of)))
+        frames.append(events_frame(
+            t, eventType="ApiCall", acsRegion=region, tag=tag, **ident, **source(len(t)),
+            eventName=Pick(api_names, rng.choice(len(api_names), len(t), p=w / w.sum())),
+        ))
+        note = (f"{who}'s long-term AccessKey reads at ~{rate}/min for {minutes} min from its usual address and "
+                "client (no errors): a key used far above its usual rate")
+        labels.append(LabelSpec(f"{tag}-ak", scenario, "insight", "AkInsight", region, key, tag,
+                                {"accessKeyId": key}, note,
+                                {"rate": rate, "minutes": minutes, "variant": slot.variant,
+                                 "principalId": channel.identity.principal_id}))
+    else:  # pragma: no cover - IDENTITY_SCENARIOS is closed
+        raise ValueError(scenario)
+    return pl.concat(frames), labels
+
+
+# --------------------------------------------------------------------------------------------
+# Identity look-alikes (benign)
+# --------------------------------------------------------------------------------------------
+
+
+def policy_release(
+    rng: np.random.Generator, account: Account, day: int, day_start: int, weekday: int, sts_keys: dict[int, str]
+) -> tuple[pl.DataFrame, list[LabelSpec]]:
+    """On working days the CI role's release applies the IAM Terraform: 2-6 non-admin policy changes."""
+    if weekday >= 5:
+        return empty_frame(), []
+    channel = account.channels["ci-deployer"]
+    local_minute = int(rng.integers(14 * 60, 16 * 60))
+    start = day_start + (local_minute - LOCAL_UTC_OFFSET_MINUTES) * 60 + int(rng.integers(0, 60))
+    n = int(rng.integers(2, 7))
+    t = start + np.sort(np.r_[0, rng.integers(0, int(rng.integers(120, 301)) + 1, n - 1)])
+    document = _policy_document(["ecs:Describe*", "oss:GetObject"], "acs:oss:*:*:app-artifacts/*")
+    options = (
+        ("CreatePolicyVersion", request_parameters(PolicyName="app-deploy-read", PolicyDocument=document,
+                                                   SetAsDefault="true")),
+        ("SetDefaultPolicyVersion", request_parameters(PolicyName="app-deploy-read", VersionId=f"v{day % 5 + 2}")),
+        ("AttachPolicyToRole", request_parameters(PolicyType="System", PolicyName="AliyunOSSReadOnlyAccess",
+                                                  RoleName="app-server")),
+        ("AttachPolicyToRole", request_parameters(PolicyType="Custom", PolicyName="app-deploy-read",
+                                                  RoleName="app-server")),
+    )
+    pick = rng.integers(0, len(options), n)
+    tag = f"policy-release-{day}"
+    address = channel.addresses[0]
+    frame = events_frame(
+        t, eventType="ApiCall", acsRegion=account.home_region, tag=tag,
+        sourceIpAddress=address.ip, vpcId=address.vpc_id, userAgent=channel.user_agents[0][0],
+        eventName=Pick([name for name, _ in options], pick), requestParameters=Pick([p for _, p in options], pick),
+        **_identity_columns(account, channel, sts_keys[int((start - day_start) // 3600) % 24]),
+    )
+    names = tuple(sorted({options[i][0] for i in pick}))
+    label = LabelSpec(tag, "policy_release", "none", "PolicyChangeInsight", account.home_region, "Ram", tag,
+                      {"eventName": names},
+                      f"the CI role's release applies the IAM Terraform: {n} non-admin policy changes in a few "
+                      "minutes, usual address and agent", {"changes": n})
+    return frame, [label] if day >= 1 else []
+
+
+#: Console users who change their own password every week (from day 2, every 7th day).
+PASSWORD_ROTATION_USERS: tuple[str, ...] = ("alice-console", "frank-console")
+
+
+def password_rotation(
+    rng: np.random.Generator, account: Account, day: int, day_start: int
+) -> tuple[pl.DataFrame, list[LabelSpec]]:
+    """On days 2, 9, 16 ... two console users change their own password in the morning."""
+    if day < 2 or (day - 2) % 7:
+        return empty_frame(), []
+    frames, labels = [], []
+    for key in PASSWORD_ROTATION_USERS:
+        channel = account.channels[key]
+        local_minute = int(rng.integers(8 * 60 + 30, 10 * 60))
+        t = np.array([day_start + (local_minute - LOCAL_UTC_OFFSET_MINUTES) * 60 + int(rng.integers(0, 60))])
+        address = channel.addresses[0]
+        tag = f"password-rotation-{key}-{day}"
+        user = channel.identity.user_name
+        frames.append(events_frame(
+            t, eventType=channel.event_type, eventName="ChangePassword", acsRegion=account.home_region, tag=tag,
+            sourceIpAddress=address.ip, vpcId=address.vpc_id, userAgent=channel.user_agents[0][0],
+            requestParameters=request_parameters(UserName=user), **_identity_columns(account, channel, None),
+        ))
+        labels.append(LabelSpec(tag, "password_rotation", "none", "PasswordChangeInsight", account.home_region, "Ram",
+                                tag, {"eventName": "ChangePassword"},
+                                f"{user} changes their own console password (weekly), usual address, console",
+                                {"principalId": channel.identity.principal_id}))
+    return pl.concat(frames), labels
+
+
+def key_rotation_day(start_weekday: int) -> int:
+    """The first weekday with day index >= 4: grafana-reader's AccessKey is rotated then."""
+    day = 4
+    while (start_weekday + day) % 7 >= 5:
+        day += 1
+    return day
+
+
+def key_rotation(
+    rng: np.random.Generator, account: Account, day: int, day_start: int, start_weekday: int,
+    sts_keys: dict[int, str],
+) -> tuple[pl.DataFrame, list[LabelSpec]]:
+    """Automation rotates grafana-reader's key: CreateAccessKey, the new key's usual traffic, DeleteAccessKey."""
+    if day != key_rotation_day(start_weekday):
+        return empty_frame(), []
+    ops, reader = account.channels["ops-automation"], account.channels["grafana-reader"]
+    old_key, new_key = reader.identity.access_key, "LTAI5t" + random_token(rng, 18)
+    local_minute = int(rng.integers(10 * 60, 16 * 60))
+    t_create = day_start + (local_minute - LOCAL_UTC_OFFSET_MINUTES) * 60 + int(rng.integers(0, 60))
+    tag = f"key-rotation-{day}"
+    ops_address = ops.addresses[0]
+
+    def ops_call(t: int, name: str, params: str) -> pl.DataFrame:
+        return events_frame(
+            np.array([t]), eventType="ApiCall", eventName=name, acsRegion=account.home_region, tag=tag,
+            sourceIpAddress=ops_address.ip, vpcId=ops_address.vpc_id, userAgent=ops.user_agents[0][0],
+            requestParameters=params, **_identity_columns(account, ops, sts_keys[int((t - day_start) // 3600) % 24]),
+        )
+
+    n = int(rng.integers(60, 181))
+    t_use = t_create + int(rng.integers(60, 181))
+    t = np.sort(t_use + np.r_[0, rng.integers(0, 3600, n - 1)])
+    series = [(api, r, wa * wr) for api, wa in reader.apis for r, wr in reader.region_weights]
+    w = np.array([s[2] for s in series])
+    pick = rng.choice(len(series), n, p=w / w.sum())
+    address = reader.addresses[0]
+    use = events_frame(
+        t, eventType="ApiCall", tag=tag, eventName=Pick([s[0] for s in series], pick),
+        acsRegion=Pick([s[1] for s in series], pick), sourceIpAddress=address.ip, vpcId=address.vpc_id,
+        userAgent=reader.user_agents[0][0], **(_identity_columns(account, reader, None) | {"accessKeyId": new_key}),
+    )
+    t_delete = int(t[-1]) + int(rng.integers(60, 301))
+    frame = pl.concat([
+        ops_call(t_create, "CreateAccessKey", request_parameters(UserName="grafana-reader")),
+        use,
+        ops_call(t_delete, "DeleteAccessKey", request_parameters(UserName="grafana-reader", UserAccessKeyId=old_key)),
+    ])
+    labels = [
+        LabelSpec(f"{tag}-{r}", "key_rotation", "none", "AkInsight", r, new_key, tag, {"accessKeyId": new_key},
+                  "automation rotates grafana-reader's AccessKey: the new key is used from the reader's usual "
+                  "address and client for its usual calls", {"principalId": reader.identity.principal_id})
+        for r in sorted({s[1] for s in series})
+    ]
+    return frame, labels

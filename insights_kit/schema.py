@@ -43,6 +43,9 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     "errorCode": pl.String(),
     "errorMessage": pl.String(),
     "sensitiveAction": pl.Boolean(),  # eventAttributes.SensitiveAction
+    # From requestParameters (the rest of it is not kept; docs/design.md, "Canonical events"):
+    "requestUserName": pl.String(),  # the user a request acts on (userName / UserName)
+    "grantsAdmin": pl.Boolean(),  # the request grants admin rights (normalize.grants_admin); null: no parameters
     "vpcId": pl.String(),
     "sourceFormat": pl.String(),  # which reader produced the row (see readers.FORMATS)
     "sourceFile": pl.String(),
@@ -69,13 +72,14 @@ def check_region(region: object) -> str:
 REQUIRED_COLUMNS: tuple[str, ...] = ("eventId", "eventTime", "eventName")
 
 
-#: The insight types insights-kit analyses, in the order summaries and reports list them.
-INSIGHT_TYPES: tuple[str, ...] = ("ApiCallRateInsight", "ApiErrorRateInsight", "IpInsight", "TrailConcealmentInsight")
-#: ActionTrail's seven types (reference section 4); those not in INSIGHT_TYPES are not built yet.
+#: ActionTrail's seven insight types (reference section 4), in the order summaries and reports
+#: list them; insights-kit builds all seven.
 ACTIONTRAIL_INSIGHT_TYPES: tuple[str, ...] = (
     "ApiCallRateInsight", "ApiErrorRateInsight", "IpInsight", "AkInsight",
     "PolicyChangeInsight", "PasswordChangeInsight", "TrailConcealmentInsight",
 )  # fmt: skip
+#: The insight types insights-kit analyses (the default insight selector).
+INSIGHT_TYPES: tuple[str, ...] = ACTIONTRAIL_INSIGHT_TYPES
 
 
 def empty_events() -> pl.DataFrame:

@@ -17,8 +17,8 @@ How events are made (no Python loop per event):
    auto-scaling peaks ...) times gamma noise per hour and per minute, so counts are
    negative-binomial (over-dispersed like real traffic). Counts per minute are drawn for a
    whole (series x 1440 minutes) matrix at once and expanded with ``np.repeat``.
-2. Scripted episodes (nightly jobs, dashboard bursts, incidents) come from
-   :mod:`insights_kit.scenarios` as small frames.
+2. Scripted episodes (nightly jobs, dashboard bursts, identity look-alikes, incidents and
+   identity incidents) come from :mod:`insights_kit.scenarios` as small frames.
 3. A day's rows are serialised to JSON Lines with Polars string expressions, cut into one
    file per region and ``file_minutes`` window (split above :data:`MAX_EVENTS_PER_FILE`),
    gzipped with ``mtime=0`` and named with their count, size and md5.
@@ -268,6 +268,7 @@ def _optional(key: str, column: str) -> pl.Expr:
 def _json_line(account_id: str) -> pl.Expr:
     # Values come from the simulator's own tables (no quotes, backslashes or control
     # characters), so no escaping is needed; a test parses every line back with json.
+    # requestParameters is the exception: it is JSON text made by json.dumps, inserted verbatim.
     return pl.concat_str(
         [
             pl.lit('{"eventVersion":"1","eventId":"'), pl.col("eventId"),
@@ -291,6 +292,10 @@ def _json_line(account_id: str) -> pl.Expr:
             pl.lit(',"userName":"'), pl.col("userName"), pl.lit('"}'),
             _optional("errorCode", "errorCode"),
             _optional("errorMessage", "errorMessage"),
+            # already JSON object text (built with json.dumps by the scenarios): written as is
+            pl.when(pl.col("requestParameters").is_not_null())
+            .then(pl.concat_str([pl.lit(',"requestParameters":'), pl.col("requestParameters")]))
+            .otherwise(pl.lit("")),
             pl.when(pl.col("sensitive")).then(pl.lit(',"eventAttributes":{"SensitiveAction":"true"}')).otherwise(pl.lit("")),
             pl.lit("}"),
         ]
@@ -389,7 +394,7 @@ def _measure(day: pl.DataFrame, spec: LabelSpec) -> dict | None:
     if spec.tag is not None:
         cond &= pl.col("tag") == spec.tag
     for column, value in spec.match.items():
-        cond &= pl.col(column) == value
+        cond &= pl.col(column).is_in(list(value)) if isinstance(value, tuple) else pl.col(column) == value
     if spec.window is not None:
         cond &= pl.col("t").is_between(spec.window[0], spec.window[1], closed="left")
     stats = day.filter(cond).select(first=pl.col("t").min(), last=pl.col("t").max(), n=pl.len()).row(0)
@@ -429,7 +434,7 @@ class _Labeller:
         for spec in specs:
             entry = _measure(day, spec)
             if entry is not None:
-                (self.incidents if spec.expect == "insight" else self.benign).append(entry)
+                (self.incidents if spec.expect in ("insight", "may") else self.benign).append(entry)
 
     def observe(self, day: pl.DataFrame, day_index: int, day_start: int) -> None:
         """Labels measured on the whole day: new benign addresses, services, Monday mornings."""
@@ -555,6 +560,8 @@ def simulate(
     api_table = sc.api_table(regions)
     start_weekday = start.weekday()
     plan = sc.incident_plan(seed, days - 1) if days >= sc.MIN_DAYS_FOR_INCIDENTS else []
+    # a plan of its own (own seed streams): the incident plan above is the same with or without it
+    id_plan = sc.identity_plan(seed, days - 1, account) if days >= sc.MIN_DAYS_FOR_INCIDENTS else []
     labeller = _Labeller(account, start_weekday)
     channel_index = {key: i for i, key in enumerate(account.channels)}
     show = sys.stderr.isatty() if progress is None else progress
@@ -585,13 +592,28 @@ def simulate(
             pipeline, pipeline_labels = sc.trail_pipeline(
                 np.random.default_rng([seed, 8, d]), account, d, day_start, (start_weekday + d) % 7, keys["ci-deployer"]
             )
-            frames += [nightly, burst, signins, pipeline]
-            specs += nightly_labels + burst_labels + pipeline_labels
+            # Identity look-alikes, each on its own generator too.
+            weekday = (start_weekday + d) % 7
+            release, release_labels = sc.policy_release(
+                np.random.default_rng([seed, 12, d]), account, d, day_start, weekday, keys["ci-deployer"]
+            )
+            rotation, rotation_labels = sc.password_rotation(
+                np.random.default_rng([seed, 13, d]), account, d, day_start
+            )
+            key_rot, key_rot_labels = sc.key_rotation(
+                np.random.default_rng([seed, 14, d]), account, d, day_start, start_weekday, keys["ops-automation"]
+            )
+            frames += [nightly, burst, signins, pipeline, release, rotation, key_rot]
+            specs += nightly_labels + burst_labels + pipeline_labels + release_labels + rotation_labels + key_rot_labels
             for slot in (s for s in plan if s.day == d):
                 hour = slot.minute // 60
                 frame, labels = sc.incident_events(
                     slot, account, day_start, keys.get(slot.actor, [None] * 24)[hour]
                 )
+                frames.append(frame)
+                specs += labels
+            for slot in (s for s in id_plan if s.day == d):
+                frame, labels = sc.identity_events(slot, account, day_start)
                 frames.append(frame)
                 specs += labels
             day = render(pl.concat(frames), api_table, account.account_id, np.random.default_rng([seed, 6, d]))

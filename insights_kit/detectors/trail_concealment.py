@@ -23,9 +23,9 @@ Three kinds of call are *not* concealment (each counted in the summary):
   normal trail maintenance is not known yet. StopLogging, DeleteTrail and their like
   (*destructive* calls) have no learning period and always count.
 
-Decision (requestParameters are not in the canonical table): whether an UpdateTrail or
-PutEventSelectors records *less* cannot be read from the event, so any such call outside
-set-up and routine counts. Denied calls (``errorCode`` set) hid nothing and do not count;
+Decision (the trail's requestParameters are not read; only policy and user fields are):
+whether an UpdateTrail or PutEventSelectors records *less* cannot be read from the event, so
+any such call outside set-up and routine counts. Denied calls (``errorCode`` set) hid nothing and do not count;
 a run of denials is ApiErrorRateInsight's to report.
 
 Scores: ``model.score`` is 1.0 for a destructive call (StopLogging, Delete*) and 0.7 for an
@@ -40,21 +40,18 @@ Examples
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import ClassVar
 
 import polars as pl
 
+from insights_kit.detectors.sensitive import event_names
 from insights_kit.detectors.base import Detector, UnitContext, conform_incidents, empty_incidents
 from insights_kit.validate import check_range
 
 __all__ = ["TrailConcealmentConfig", "TrailConcealmentDetector", "concealment_names"]
 
-_DEFAULT_NAMES = Path(__file__).with_name("sensitive_events.json")
 _TYPE = "TrailConcealmentInsight"
 
 
@@ -92,13 +89,12 @@ class TrailConcealmentConfig:
         check_range("setup_grace_minutes", self.setup_grace_minutes, low=0, high=1440)
         check_range("routine_days", self.routine_days, low=1)
         check_range("end_quiet_minutes", self.end_quiet_minutes, low=1, high=1440)
-        if self.event_names_file and not Path(self.event_names_file).is_file():
-            raise ValueError(f"event_names_file: no such file {self.event_names_file!r}")
+        if self.event_names_file:
+            event_names(self.event_names_file)  # a missing or malformed file is an error now
 
 
-@lru_cache(maxsize=8)
 def _names(path: str) -> dict:
-    return json.loads(Path(path or _DEFAULT_NAMES).read_text(encoding="utf-8"))
+    return event_names(path)
 
 
 def concealment_names(path: str = "") -> pl.DataFrame:
@@ -197,13 +193,20 @@ class TrailConcealmentDetector(Detector):
         hits = hits.with_columns(
             (gap.is_null() | (gap >= quiet)).cum_sum().over("serviceName").alias("_incident")
         )
+        first = pl.col("_minute") == pl.col("_minute").min()  # the model is what the Start knew
         grouped = hits.group_by("serviceName", "_incident", maintain_order=True).agg(
             pl.col("_minute").min().alias("startTime"),
             pl.col("_minute").max().alias("_last"),
             pl.len().alias("insightCount"),
-            pl.col("eventName").unique().sort().alias("_names"),
-            pl.col("principalId").drop_nulls().unique().sort().alias("_principals"),
-            (~pl.col("ambiguous")).any().alias("_destructive"),
+            pl.col("principalId").filter(first).drop_nulls().unique().sort().alias("_principals"),
+            (~pl.col("ambiguous")).filter(first).any().alias("_destructive"),
+        )
+        # The related events are every concealing call of the service, so the Start's model
+        # does not depend on calls after it (an incremental run emits the same Start).
+        names = concealment_names(self.config.event_names_file)
+        service_names = names.group_by("service").agg(pl.col("eventName").sort().alias("_service_names"))
+        grouped = grouped.with_columns(pl.col("serviceName").str.to_lowercase().alias("_service")).join(
+            service_names, left_on="_service", right_on="service", how="left"
         )
         closed = pl.col("_last") + quiet <= ctx.data_end
         end = pl.when(closed).then(pl.col("_last") + timedelta(minutes=1))
@@ -212,7 +215,7 @@ class TrailConcealmentDetector(Detector):
         model = pl.struct(
             pl.lit("first concealing call, no learning period").alias("rule"),
             pl.when(pl.col("_destructive")).then(1.0).otherwise(0.7).alias("score"),
-            pl.col("_names").alias("eventNames"),
+            pl.col("_service_names").alias("eventNames"),
             pl.col("_principals").alias("principals"),
         ).struct.json_encode()
         return grouped.select(

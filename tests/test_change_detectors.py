@@ -1,0 +1,300 @@
+"""PolicyChangeInsight, PasswordChangeInsight and AkInsight: small frames with known answers, real data."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from insights_kit import store
+from insights_kit.detect import run_detect
+from insights_kit.detectors.ak import AkConfig, AkDetector
+from insights_kit.detectors.base import Allowlist, UnitContext
+from insights_kit.detectors.password_change import PasswordChangeConfig, PasswordChangeDetector
+from insights_kit.detectors.policy_change import PolicyChangeConfig, PolicyChangeDetector
+from insights_kit.normalize import RAW_SCHEMA, grants_admin, normalize
+from insights_kit.readers import load
+from insights_kit.schema import conform
+
+T0 = datetime(2025, 3, 3, tzinfo=timezone.utc)
+DAY = 24 * 60
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+OFFICE, OFFICE2, ABROAD = "115.236.21.14", "115.236.21.99", "185.220.101.7"
+
+
+def _frame(rows: list[dict]) -> pl.LazyFrame:
+    """rows: dicts with ``m`` (minutes after T0) and any canonical columns."""
+    data = [{"eventTime": T0 + timedelta(minutes=r["m"]), "eventId": str(i), **{k: v for k, v in r.items() if k != "m"}}
+            for i, r in enumerate(rows)]
+    return conform(pl.DataFrame(data, infer_schema_length=None))
+
+
+def _ctx(minutes: int, allow: tuple[str, ...] = ()) -> UnitContext:
+    return UnitContext("1", "cn-hangzhou", T0, T0 + timedelta(minutes=minutes), T0 + timedelta(hours=24),
+                       allowlist=Allowlist(principals=allow))  # fmt: skip
+
+
+def _history(principal: str, ip: str, ua: str, *, days: int = 3, every: int = 60, **extra) -> list[dict]:
+    """A principal's ordinary reads, every ``every`` minutes for ``days`` days."""
+    return [{"m": m, "serviceName": "Ecs", "eventName": "DescribeInstances", "principalId": principal,
+             "userName": principal, "sourceIpAddress": ip, "userAgent": ua, **extra}
+            for m in range(0, days * DAY, every)]  # fmt: skip
+
+
+def _change(m: int, name: str, principal: str, ip: str, ua: str, service: str = "Ram", **extra) -> dict:
+    return {"m": m, "serviceName": service, "eventName": name, "principalId": principal, "userName": principal,
+            "sourceIpAddress": ip, "userAgent": ua, **extra}  # fmt: skip
+
+
+def _policy(rows, minutes=4 * DAY, allow=(), **cfg) -> pl.DataFrame:
+    return PolicyChangeDetector(PolicyChangeConfig(**cfg)).detect(_frame(rows), _ctx(minutes, allow))
+
+
+def _password(rows, minutes=4 * DAY, **cfg) -> pl.DataFrame:
+    return PasswordChangeDetector(PasswordChangeConfig(**cfg)).detect(_frame(rows), _ctx(minutes))
+
+
+# ----------------------------------------------------------------------------- grants_admin
+
+
+@pytest.mark.parametrize(
+    ("request_parameters", "expected"),
+    [
+        ({"policyArn": "arn:aws:iam::aws:policy/AdministratorAccess", "userName": "x"}, True),
+        ({"policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}, False),
+        ({"PolicyType": "System", "PolicyName": "AdministratorAccess"}, True),
+        ({"policyName": "p", "policyDocument": '{"Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'}, True),
+        ({"PolicyDocument": '{"Statement":[{"Effect":"Allow","Action":["*:*"],"Resource":["*"]}]}'}, True),
+        ({"PolicyDocument": {"Statement": [{"Action": "*", "Resource": "*"}]}}, True),  # an object, not a string
+        ({"PolicyDocument": '{"Statement":[{"Action":"ecs:Describe*","Resource":"*"}]}'}, False),
+        ({"userName": "bob"}, None),  # names no policy
+        (None, None),
+    ],
+)
+def test_grants_admin_reads_managed_names_and_allow_all_documents(request_parameters, expected):
+    record = {"eventId": "1", "eventTime": "2025-03-03T00:00:00Z", "eventName": "AttachPolicyToUser"}
+    if request_parameters is not None:
+        record["requestParameters"] = request_parameters
+    raw = pl.read_ndjson(json.dumps(record).encode(), schema=RAW_SCHEMA).with_columns(pl.lit(False).alias("_ct"))
+    assert normalize(raw).collect()["grantsAdmin"][0] is expected
+    assert isinstance(grants_admin(pl.col("requestParameters")), pl.Expr)
+
+
+# ----------------------------------------------------------------------------- PolicyChangeInsight
+
+
+def test_a_known_admins_stolen_key_from_abroad_with_a_new_tool_is_raised():
+    rows = _history("admin", OFFICE, "aliyuncli/3.0") + [
+        _change(m, "AttachPolicyToUser", "admin", OFFICE, "aliyuncli/3.0") for m in range(30, 3 * DAY, DAY)
+    ]
+    assert _policy(rows).height == 0  # the admin's daily changes are its history
+    attack = _change(3 * DAY + 100, "AttachPolicyToUser", "admin", ABROAD, "python-requests/2.28")
+    inc = _policy(rows + [attack])
+    assert inc.height == 1
+    row = inc.row(0, named=True)
+    assert (row["insightType"], row["insightObject"]) == ("PolicyChangeInsight", "Ram")
+    assert row["startTime"] == T0 + timedelta(minutes=3 * DAY + 100)
+    model = json.loads(row["model"])
+    assert model["evidence"] == ["newNetwork", "newTool"] and model["score"] == pytest.approx(0.55)
+
+
+def test_a_colleagues_new_office_address_and_a_first_change_from_the_usual_place_stay_quiet():
+    rows = _history("admin", OFFICE, "aliyuncli/3.0") + _history("bob", OFFICE, "AliyunConsole")
+    rows += [_change(m, "AttachPolicyToUser", "admin", OFFICE, "aliyuncli/3.0") for m in range(30, 3 * DAY, DAY)]
+    rows += [
+        _change(3 * DAY + 10, "AttachPolicyToUser", "admin", OFFICE2, "aliyuncli/3.1"),  # same /24, same tool family
+        _change(3 * DAY + 20, "AttachPolicyToRole", "bob", OFFICE, "AliyunConsole"),  # first change: 0.3 alone
+    ]
+    assert _policy(rows).height == 0
+
+
+def test_a_first_admin_grant_is_raised_alone_and_becomes_known_once_it_recurs():
+    rows = _history("ops", OFFICE, "Terraform/1.6")
+    grants = [_change(m, "AttachPolicyToUser", "ops", OFFICE, "Terraform/1.6", grantsAdmin=True)
+              for m in (2 * DAY, 2 * DAY + 600, 2 * DAY + 1200)]  # fmt: skip
+    inc = _policy(rows + grants)
+    # The first incident never feeds the history, so the second grant is a first one again;
+    # the third has the second before it.
+    assert inc["startTime"].to_list() == [T0 + timedelta(minutes=m) for m in (2 * DAY, 2 * DAY + 600)]
+    assert json.loads(inc["model"][0])["evidence"] == ["newChanger", "firstAdminGrant"]
+
+
+def test_an_intruder_coming_back_with_the_same_tool_is_new_again():
+    rows = _history("bob", OFFICE, "aliyuncli/3.0")
+    visit = lambda m: [  # noqa: E731
+        {"m": m - 5, "serviceName": "Ram", "eventName": "ListUsers", "principalId": "bob", "userName": "bob",
+         "sourceIpAddress": OFFICE, "userAgent": "aliyun-cli/3.0.16 (darwin)"},
+        _change(m, "UpdateLoginProfile", "bob", OFFICE, "aliyun-cli/3.0.16 (darwin)", requestUserName="frank"),
+    ]
+    inc = _password(rows + visit(2 * DAY) + visit(3 * DAY), minutes=4 * DAY)
+    assert inc["startTime"].to_list() == [T0 + timedelta(minutes=m) for m in (2 * DAY, 3 * DAY)]
+
+
+def test_a_burst_of_changes_by_a_known_changer_is_raised():
+    rows = _history("ci", OFFICE, "Terraform/1.6")
+    rows += [_change(m, "CreatePolicyVersion", "ci", OFFICE, "Terraform/1.6") for m in range(60, 3 * DAY, DAY)]
+    assert _policy(rows).height == 0
+    burst = [_change(3 * DAY + 60 + i // 3, "CreatePolicyVersion", "ci", OFFICE, "Terraform/1.6") for i in range(30)]
+    inc = _policy(rows + burst)
+    assert inc.height == 1 and "burst" in json.loads(inc["model"][0])["evidence"]
+    assert inc["insightCount"][0] == 30 - 9  # counted from the 10th change (burst_min) on
+    assert _policy(rows + burst, burst_min=40).height == 0
+
+
+def test_learning_period_allowlist_and_denied_changes():
+    stranger = [_change(100, "AttachPolicyToUser", "eve", ABROAD, "curl/8"),
+                _change(3 * DAY, "AttachPolicyToUser", "mallory", ABROAD, "curl/8")]  # fmt: skip
+    rows = _history("admin", OFFICE, "cli") + stranger
+    inc = _policy(rows)
+    assert inc["startTime"].to_list() == [T0 + timedelta(minutes=3 * DAY)]  # minute 100 is in the 12 h learning
+    assert _policy(rows, allow=("mallory",)).height == 0
+    assert _policy(rows, allowed_principals=("mallory",)).height == 0
+    denied = [dict(r, errorCode="NoPermission") for r in stranger]
+    assert _policy(_history("admin", OFFICE, "cli") + denied).height == 0  # a denial changed nothing
+
+
+def test_the_start_does_not_depend_on_later_calls():
+    rows = _history("admin", OFFICE, "cli")
+    attack = [_change(3 * DAY + 10, "AttachPolicyToUser", "eve", ABROAD, "curl/8"),
+              _change(3 * DAY + 12, "AddUserToGroup", "mallory", ABROAD, "curl/8")]  # fmt: skip
+    cut = _policy(rows + attack[:1], minutes=3 * DAY + 11)
+    whole = _policy(rows + attack)
+    assert cut["startTime"].to_list() == whole["startTime"].to_list()
+    assert cut["model"].to_list() == whole["model"].to_list()
+    assert cut["endTime"][0] is None and whole["insightCount"][0] == 2
+
+
+# ----------------------------------------------------------------------------- PasswordChangeInsight
+
+
+def test_own_password_change_is_quiet_and_another_users_login_profile_is_raised():
+    rows = _history("alice", OFFICE, "AliyunConsole") + _history("bob", OFFICE, "aliyuncli/3.0")
+    own = _change(3 * DAY, "ChangePassword", "alice", OFFICE, "AliyunConsole", requestUserName="alice")
+    takeover = _change(3 * DAY + 5, "UpdateLoginProfile", "bob", OFFICE, "aliyun-cli-darwin/3", requestUserName="frank")
+    assert _password(rows + [own]).height == 0
+    inc = _password(rows + [own, takeover])
+    assert inc.height == 1 and inc["insightType"][0] == "PasswordChangeInsight"
+    assert json.loads(inc["model"][0])["evidence"] == ["newChanger", "newTool", "otherUser"]
+
+
+def test_access_keys_count_only_when_made_for_another_user():
+    rows = _history("bob", OFFICE, "cli")
+    own_key = _change(3 * DAY, "CreateAccessKey", "bob", ABROAD, "curl/8", requestUserName="bob")
+    assert _password(rows + [own_key]).height == 0  # not a credential change of another user
+    other = _change(3 * DAY, "CreateAccessKey", "bob", ABROAD, "curl/8", requestUserName="backdoor")
+    assert _password(rows + [other]).height == 1
+
+
+# ----------------------------------------------------------------------------- AkInsight
+
+
+def _ak(rows, minutes=4 * DAY, **cfg) -> pl.DataFrame:
+    return AkDetector(AkConfig(**cfg)).detect(_frame(rows), _ctx(minutes))
+
+
+def test_a_never_seen_key_from_a_network_its_owner_does_not_use_is_raised():
+    rows = _history("bob", OFFICE, "cli", accessKeyId="LTAIold")
+    stolen = [{"m": 3 * DAY + i, "serviceName": "Ecs", "eventName": "DescribeRegions", "principalId": "bob",
+               "sourceIpAddress": ABROAD, "userAgent": "curl/8", "accessKeyId": "LTAInew"} for i in range(5)]  # fmt: skip
+    inc = _ak(rows + stolen)
+    assert inc.height == 1
+    row = inc.row(0, named=True)
+    assert (row["insightObject"], row["insightCount"]) == ("LTAInew", 5)
+    assert json.loads(row["model"])["rule"].startswith("first use")
+
+
+def test_a_rotated_key_from_the_usual_address_and_temporary_keys_stay_quiet():
+    rows = _history("bob", OFFICE, "cli", accessKeyId="LTAIold")
+    rotated = [{"m": 3 * DAY + i, "serviceName": "Ecs", "eventName": "DescribeInstances", "principalId": "bob",
+                "sourceIpAddress": OFFICE2, "userAgent": "cli", "accessKeyId": "LTAIrotated"} for i in range(50)]
+    sts = [{"m": 3 * DAY + i, "serviceName": "Ecs", "eventName": "DescribeInstances", "principalId": "role:s",
+            "sourceIpAddress": ABROAD, "userAgent": "sdk", "accessKeyId": "STS.temp"} for i in range(50)]  # fmt: skip
+    assert _ak(rows + rotated + sts).height == 0
+
+
+def test_a_new_colleagues_first_key_from_the_office_is_quiet():
+    rows = _history("bob", OFFICE, "cli", accessKeyId="LTAIbob")
+    newbie = [{"m": 3 * DAY + i, "serviceName": "Ecs", "eventName": "DescribeInstances", "principalId": "carol",
+               "sourceIpAddress": OFFICE2, "userAgent": "sdk", "accessKeyId": "LTAIcarol"} for i in range(5)]  # fmt: skip
+    assert _ak(rows + newbie).height == 0
+
+
+def test_a_known_key_far_above_its_own_rate_is_raised_by_the_rate_rule():
+    rows = _history("bob", OFFICE, "cli", days=4, every=20, accessKeyId="LTAIbob")
+    burst = [{"m": 3 * DAY + 600 + i // 40, "serviceName": "Ecs", "eventName": "DescribeDisks", "principalId": "bob",
+              "sourceIpAddress": OFFICE, "userAgent": "cli", "accessKeyId": "LTAIbob"} for i in range(40 * 20)]  # fmt: skip
+    inc = _ak(rows + burst)
+    assert inc.height == 1
+    row = inc.row(0, named=True)
+    assert row["insightObject"] == "LTAIbob" and row["startTime"] == T0 + timedelta(minutes=3 * DAY + 600)
+    assert json.loads(row["model"])["rule"] == "rate" and row["insightCount"] >= 800
+    assert row["firedAt"] == row["startTime"] + timedelta(minutes=5)  # sustained 6 minutes, then raised
+    spike = [r for r in burst if r["m"] < 3 * DAY + 603]  # a three-minute refresh-like spike
+    assert _ak(rows + spike).height == 0
+    young = [dict(r, accessKeyId="LTAIyoung") for r in burst]  # too young for a pattern: no rate rule
+    assert _ak(_history("bob", OFFICE, "cli", days=4, every=20, accessKeyId="LTAIbob") + young).height == 0
+
+
+# ----------------------------------------------------------------------------- real data
+
+
+@pytest.mark.skipif(not (REALDATA / "sans504-s3-ransomware").is_dir(), reason="../shared/realdata absent")
+def test_sans_intruder_policy_write_and_keys(tmp_path):
+    """jmerckle (never seen, 3.238.12.183) writes an admin user policy at 13:06:49Z and makes a key."""
+    run_detect([REALDATA / "sans504-s3-ransomware"], tmp_path / "out")
+    starts = store.read_events(tmp_path / "out").filter(pl.col("state") == "Start")
+    policy = starts.filter(pl.col("insightType") == "PolicyChangeInsight")
+    assert policy.select("insightObject", "eventTime").rows() == [("iam", datetime(2021, 7, 29, 13, 6, tzinfo=timezone.utc))]
+    keys = starts.filter(pl.col("insightType") == "AkInsight").sort("eventTime")
+    # the intruder's key (13:02) and the key it created (first used 13:11), not the operator's keys
+    assert keys["insightObject"].to_list() == ["AKIAU7JNXC7K7XNL3F6J", "AKIAU7JNXC7KZLY6XYHJ"]
+    assert starts.filter(pl.col("insightType") == "PasswordChangeInsight").height == 0
+
+
+@pytest.fixture(scope="module")
+def quiet_day() -> pl.DataFrame:
+    """SANS 504 before the intrusion: 21 hours of the operator's and AWS services' calls."""
+    baseline = load([REALDATA / "sans504-s3-ransomware"]).events.collect()
+    return baseline.filter(pl.col("eventTime") < datetime(2021, 7, 29, 12, 50, tzinfo=timezone.utc))
+
+
+@pytest.mark.skipif(not (REALDATA / "stratus-detonation-logs").is_dir(), reason="../shared/realdata absent")
+@pytest.mark.parametrize(
+    ("technique", "expected"),
+    [("persistence.iam-create-admin-user", "PolicyChangeInsight"),
+     ("persistence.iam-backdoor-user", "PasswordChangeInsight"),
+     ("persistence.iam-create-user-login-profile", "PasswordChangeInsight"),
+     ("privilege-escalation.iam-update-user-login-profile", "PasswordChangeInsight")],  # fmt: skip
+)
+def test_stratus_identity_techniques_spliced_into_a_quiet_sans_day(tmp_path, quiet_day, technique, expected):
+    records = json.loads((REALDATA / "stratus-detonation-logs" / f"aws.{technique}.json").read_text())
+    records = records["Records"] if isinstance(records, dict) else records
+    at = quiet_day["eventTime"].max() + timedelta(hours=2)
+    account = quiet_day["recipientAccountId"].drop_nulls()[0]
+    first = min(datetime.fromisoformat(r["eventTime"].replace("Z", "+00:00")) for r in records)
+    for r in records:
+        r["eventTime"] = (at + (datetime.fromisoformat(r["eventTime"].replace("Z", "+00:00")) - first)).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+        # IAM is global: recorded in us-east-1 (Stratus scrambles regions), analysed in the home region
+        r["awsRegion"], r["recipientAccountId"] = "us-east-1", account
+    (tmp_path / "attack.json").write_text(json.dumps({"Records": records}))
+    base = tmp_path / "base"
+    base.mkdir()
+    quiet_day.drop("sourceFormat", "sourceFile").write_parquet(base / "base.parquet")
+    new_types = ["AkInsight", "PolicyChangeInsight", "PasswordChangeInsight", "TrailConcealmentInsight"]
+
+    run_detect([base], tmp_path / "quiet")
+    assert store.read_events(tmp_path / "quiet").filter(pl.col("insightType").is_in(new_types)).height == 0
+    run_detect([base, tmp_path / "attack.json"], tmp_path / "out")
+    found = store.read_events(tmp_path / "out").filter(
+        pl.col("insightType").is_in(new_types) & (pl.col("state") == "Start")
+    )
+    assert (expected, "iam") in found.select("insightType", "insightObject").rows()
+    # Whatever else the technique raises (the admin user's new key is also a credential
+    # change of another user; the never-seen key of a never-seen user is an AkInsight)
+    # starts in the technique's first minute: nothing from the baseline.
+    assert set(found["eventTime"]) == {at.replace(second=0, microsecond=0)}
