@@ -773,9 +773,11 @@ def incident_events(
     # A user's long-term AccessKey used far above its rate is also an AkInsight: a script's
     # 10-30 minute storm must be found; a five-minute teardown or a ten-minute probe at a few
     # calls a minute may be (the rate rule wants six sustained minutes), so a Start there is
-    # true and a miss is not counted.
+    # true and a miss is not counted. Quiet recon "may" too: in a region where the key was never
+    # used, its first call there from a foreign network is the first-use rule's.
     key = ident["accessKeyId"]
-    ak_expect = {"throttling_storm": "insight", "leaked_key_teardown": "may", "permission_probing": "may"}
+    ak_expect = {"throttling_storm": "insight", "leaked_key_teardown": "may", "permission_probing": "may",
+                 "quiet_recon": "may"}
     if key is not None and not channel.identity.sts and scenario in ak_expect:
         labels.append(LabelSpec(f"{tag}-ak", scenario, ak_expect[scenario], "AkInsight", region, key, tag,
                                 {"accessKeyId": key}, f"{who}'s AccessKey far above its usual rate"))

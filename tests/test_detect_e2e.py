@@ -50,7 +50,8 @@ def test_every_labelled_incident_is_found_and_lookalikes_stay_quiet(tmp_path, se
     sim = tmp_path / "sim"
     simulate(sim, days=14, seed=seed, scale=0.05)
     labels = evaluate.load_labels(sim / "labels.json")
-    run_detect([sim], tmp_path / "out")
+    # the trail's home region, as a user configures it: global (RAM) events are analysed there
+    run_detect([sim], tmp_path / "out", home_region=labels["home_region"])
     result = evaluate.score(store.read_events(tmp_path / "out"), labels, tolerance_minutes=10)
     overall = result["overall"]
     assert overall["missed"] == [], f"missed incidents: {overall['missed']}"

@@ -149,9 +149,11 @@ class AkDetector(Detector):
                 .select("accessKeyId", "minute")
                 .unique()
             )
-            counters = {}
-            baseline = counts.join(inside, on=["accessKeyId", "minute"], how="anti")
-            inc = self._segments(baseline, counts, first_seen, ctx, counters)
+            # Only the keys that had an incident are scored again; the others' result stands.
+            again = inside.select("accessKeyId").unique()
+            baseline = counts.join(again, on="accessKeyId").join(inside, on=["accessKeyId", "minute"], how="anti")
+            rescored = self._segments(baseline, counts.join(again, on="accessKeyId"), first_seen, ctx, {})
+            inc = pl.concat([inc.join(again, on="accessKeyId", how="anti"), rescored]).sort("startTime", "accessKeyId")
         for key, value in counters.items():
             ctx.counters[key] = ctx.counters.get(key, 0) + value
         if inc.is_empty():
@@ -200,7 +202,21 @@ class AkDetector(Detector):
             .collect()
         )
         nets = network_keys(pl.concat([calls.get_column("sourceIpAddress"), history.get_column("sourceIpAddress")]))
-        history = history.lazy().join(nets, on="sourceIpAddress", how="inner")
+        # Only the history that can make a new key's network known: the owners' calls and the
+        # calls from the same /24s or ASNs (a few addresses of the whole unit).
+        call_nets = calls.lazy().join(nets, on="sourceIpAddress").select("_net", "_asn").collect()
+        relevant = nets.filter(
+            pl.col("_net").is_in(call_nets["_net"].drop_nulls().implode())
+            | pl.col("_asn").is_in(call_nets["_asn"].drop_nulls().implode())
+        )
+        history = (
+            history.lazy()
+            .filter(pl.col("principalId").is_in(owners.implode())
+                    | pl.col("sourceIpAddress").is_in(relevant.select("sourceIpAddress").collect().to_series().implode()))
+            .join(nets, on="sourceIpAddress", how="inner")
+            .collect()
+            .lazy()
+        )  # fmt: skip
         mine = history.filter(pl.col("principalId").is_in(owners.implode()))
 
         judged = _new_network_calls(calls, nets, history, mine, novelty)
