@@ -383,7 +383,8 @@ def _show_concealment(details: dict) -> None:
     names = ", ".join(model.get("eventNames") or []) or "?"
     who = ", ".join(model.get("principals") or []) or "unknown principal"
     _display(_html(
-        f"<p>Concealing calls: {esc(names)}; by {esc(who)}. Raised on the first such call, with no "
+        f"<p>Concealing calls watched for this service: {esc(names)} (the chart and the related events "
+        f"show which were made); the first by {esc(who)}. Raised on the first such call, with no "
         f"learning period (score {esc(model.get('score'))}: 1 = a trail stopped or deleted, 0.7 = "
         "a trail or its selectors changed outside set-up and routine).</p>"
     ))

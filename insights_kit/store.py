@@ -313,7 +313,8 @@ def _row(event: dict, raw: str, where: str) -> tuple:
         _number(stats.get("insightDuration"), int),
         _number(stats.get("baselineDuration"), int),
         _number(stats.get("insightCount"), int),
-        _number(model.get("score"), float) if kind == "IpInsight" else None,
+        # rate models report a pValue instead; only the score-based types have a score
+        None if kind in ("ApiCallRateInsight", "ApiErrorRateInsight") else _number(model.get("score"), float),
         raw,
     )
 
@@ -340,8 +341,9 @@ def read_events(store: str | Path) -> pl.DataFrame:
 
     Columns are :data:`STORE_SCHEMA`: ids, ``eventTime`` (UTC), region, account, the
     ``insightDetails`` keys, the statistics (``baselineAverage``/``insightAverage`` read from
-    ``{"average": x}`` or a plain number), ``score`` (IpInsight's heterogeneity score from
-    ``insightContext.model``, else null) and ``raw``, the event's JSON text as stored. Rows are
+    ``{"average": x}`` or a plain number), ``score`` (``insightContext.model.score``:
+    IpInsight's heterogeneity, the change models' evidence sum, 1.0 for AkInsight's first use
+    and a destructive trail call; null for the rate models, which report a ``pValue``) and ``raw``, the event's JSON text as stored. Rows are
     sorted by ``(eventTime, eventId)``, unique on ``eventId``. A missing or empty store gives an
     empty frame with the same schema; a corrupt line raises ``ValueError`` naming file and line.
 

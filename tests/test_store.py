@@ -186,7 +186,7 @@ def test_read_events_flat_columns(sample):
     assert (ip_end["insightDuration"], ip_end["insightCount"], ip_end["insightAverage"]) == (24, 57, 57.0)
     assert HOSTILE in ip_end["raw"]
     rate = frame.filter(pl.col("insightType") == "ApiCallRateInsight").row(0, named=True)
-    assert rate["score"] is None  # the score is IpInsight's heterogeneity score only
+    assert rate["score"] is None  # rate models report a pValue, not a score
     assert (rate["serviceName"], rate["eventName"], rate["baselineAverage"]) == ("Ecs", "DeleteInstance", 0.01)
     code = frame.filter(pl.col("insightObject") == "Forbidden.RAM").row(0, named=True)
     assert code["errorCode"] == "Forbidden.RAM" and code["eventName"] is None
