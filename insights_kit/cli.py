@@ -7,7 +7,8 @@ one line on stderr (``insights-kit: error: ...``) and an exit code:
 * 0: done (problems that lost no data, such as quarantined records, are warnings, unless
   ``--strict``);
 * 1: an expected runtime failure: disk full, permission denied, a missing or read-only
-  file, a report region that failed;
+  file, a report region that failed, a ``--state`` still in use by another run after
+  ``[detect] lock_timeout_seconds``;
 * 2: bad input or usage: a malformed value, ``--since`` not before ``--until``, a wrong
   path, a bad config, a region not in the data;
 * 70: a bug (EX_SOFTWARE): the traceback, then a line asking to report it;
@@ -115,6 +116,13 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     return (InputError, ConfigError)
 
 
+def _busy_errors() -> tuple[type[BaseException], ...]:
+    """A resource in use by another run: exit 1 (try again later)."""
+    from insights_kit.detect import StateBusy
+
+    return (StateBusy,)
+
+
 def _os_error_line(exc: OSError) -> str:
     what = EXPECTED_OS_ERRORS[exc.errno]
     where = f" ({exc.filename})" if exc.filename else ""
@@ -142,6 +150,8 @@ def guarded(function: Command) -> Command:
             raise typer.Exit(EX_INTERRUPTED) from None
         except _expected_errors() as exc:
             _fail(str(exc))
+        except _busy_errors() as exc:
+            _fail(str(exc), code=1)
         except OSError as exc:
             if exc.errno in EXPECTED_OS_ERRORS:
                 _fail(_os_error_line(exc), code=1)
@@ -317,6 +327,9 @@ def detect(
     config: Annotated[Optional[Path], typer.Option(help="TOML config (see `insights-kit config`).")] = None,
     allowlist: Annotated[Optional[Path], typer.Option(help="Addresses/CIDRs and principal:<id> lines.")] = None,
     strict: Annotated[bool, typer.Option(help="Fail when records are quarantined.")] = False,
+    change_home_region: Annotated[
+        bool, typer.Option(help="Move the --state's recorded home region to --home-region.")
+    ] = False,
 ) -> None:
     """Detect unusual call rates, error rates and source IPs; write Insights events."""
     from insights_kit.detect import run_detect
@@ -332,6 +345,7 @@ def detect(
         config=_optional_absolute(config),
         allowlist=_optional_absolute(allowlist),
         strict=strict,
+        change_home_region=change_home_region,
     )
     print_detect_summary(summary)
     _warn_quarantine(summary["quarantine"]["records"], summary["quarantine"]["file"])

@@ -41,7 +41,12 @@ class DetectConfig:
         10 minutes, so the previous window's last files may land after its run. Must be >= 0.
     home_region : str, default ""
         Region that analyses global events; empty = the region with the most events.
-        Otherwise a region id matching ``^[a-z0-9-]{1,63}$``.
+        Otherwise a region id matching ``^[a-z0-9-]{1,63}$``. A ``--state`` folder records the
+        home region of its first run; a later run naming another one is an error unless it
+        asks to move it (``--change-home-region``).
+    lock_timeout_seconds : int, default 300
+        How long a ``--state`` run waits for another run on the same state to finish before
+        it gives up with one line (exit 1); 0 = do not wait (0 to 86400).
     allowlist_file : str, default ""
         Allow-list of addresses/CIDRs and ``principal:<id>`` lines that never raise IpInsight
         (principals are also never raised by TrailConcealmentInsight).
@@ -53,12 +58,14 @@ class DetectConfig:
     learning_hours: int = 24
     lag_minutes: int = 15
     home_region: str = ""
+    lock_timeout_seconds: int = 300
     allowlist_file: str = ""
     insight_types: tuple[str, ...] = INSIGHT_TYPES
 
     def __post_init__(self) -> None:
         check_range("learning_hours", self.learning_hours, low=0)
         check_range("lag_minutes", self.lag_minutes, low=0)
+        check_range("lock_timeout_seconds", self.lock_timeout_seconds, low=0, high=86400)
         if self.home_region:
             check_region_name(self.home_region)
         for name in self.insight_types:

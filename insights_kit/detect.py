@@ -287,6 +287,57 @@ def _summary(results: list[UnitResult], *, home_region: str | None, config: Conf
 # --------------------------------------------------------------------------- state and runs
 
 
+class StateBusy(RuntimeError):
+    """Another run holds the ``--state`` folder's lock for longer than the timeout."""
+
+
+class StateLock:
+    """An exclusive lock on a ``--state`` folder, held for a whole run (``STATE/.lock``).
+
+    ``flock`` on an open file: the kernel releases it when the holder exits, even by kill -9,
+    so a crashed run never leaves a stale lock. A second run waits up to ``timeout`` seconds,
+    then raises :class:`StateBusy` naming the holder's pid.
+    """
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.path, self.timeout = path, timeout
+        self._file: Any = None
+
+    def __enter__(self) -> "StateLock":
+        import fcntl
+        import os
+        import time
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path / ".lock", "a+", encoding="utf-8")
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self._file.seek(0)
+                    holder = self._file.read().strip() or "unknown"
+                    self._file.close()
+                    raise StateBusy(
+                        f"state {self.path} is in use by another run (pid {holder}); waited {self.timeout:g} s "
+                        "([detect] lock_timeout_seconds)"
+                    ) from None
+                time.sleep(min(0.2, max(deadline - time.monotonic(), 0.01)))
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"{os.getpid()}\n")
+        self._file.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        fcntl.flock(self._file, fcntl.LOCK_UN)
+        self._file.close()
+
+
 class State:
     """The ``--state`` directory: recent events, detector histories, emitted ledger, meta.
 
@@ -354,14 +405,42 @@ def run_detect(
     allowlist: str | Path | None = None,
     strict: bool = False,
     progress: bool | None = None,
+    change_home_region: bool = False,
 ) -> dict[str, Any]:
-    """Load ``sources``, detect per unit, write the Insights store under ``out``; the summary."""
+    """Load ``sources``, detect per unit, write the Insights store under ``out``; the summary.
+
+    With ``state``, the run holds the state's lock (:class:`StateLock`) from reading it to
+    writing it, so two runs on one state run one after the other and never lose a window.
+    """
+    cfg = config if isinstance(config, Config) else load_config(config)
+    options = dict(since=since, until=until, home_region=home_region, cfg=cfg, allowlist=allowlist, strict=strict,
+                   progress=progress, change_home_region=change_home_region)  # fmt: skip
+    if state is None:
+        return _run_detect(sources, out, state=None, **options)
+    with StateLock(Path(state), cfg.detect.lock_timeout_seconds):
+        return _run_detect(sources, out, state=state, **options)
+
+
+def _run_detect(
+    sources: Sequence[str | Path],
+    out: str | Path,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    home_region: str | None,
+    state: str | Path | None,
+    cfg: Config,
+    allowlist: str | Path | None,
+    strict: bool,
+    progress: bool | None,
+    change_home_region: bool,
+) -> dict[str, Any]:
     from insights_kit import store
+    from insights_kit.config import ConfigError
     from insights_kit.lake import atomic_write_text, remove_stale_temps
     from insights_kit.readers import load
 
     remove_stale_temps(out)
-    cfg = config if isinstance(config, Config) else load_config(config)
     allow = load_allowlist(allowlist or cfg.detect.allowlist_file)
     lag = timedelta(minutes=cfg.detect.lag_minutes)
     if state is not None:
@@ -382,7 +461,15 @@ def run_detect(
         late = fresh.filter(pl.col("eventTime") < watermark).height if watermark else 0
         events_lf = pl.concat([st.events, fresh], how="vertical").sort(["eventTime", "eventId"]).lazy()
 
-    home = home_region or cfg.detect.home_region or st.meta.get("homeRegion") or choose_home_region(events_lf)
+    requested = home_region or cfg.detect.home_region or None
+    recorded = st.meta.get("homeRegion")
+    if recorded and requested and requested != recorded and not change_home_region:
+        # Moving the home region would move every global event's insights between regions.
+        raise ConfigError(
+            f"state {st.path} analyses global events in {recorded}, not {requested}; "
+            "pass --change-home-region to move them there (or leave --home-region out)"
+        )
+    home = requested or recorded or choose_home_region(events_lf)
     last_event = events_lf.select(pl.col("eventTime").max()).collect().item()
     data_end = until or (_minute_ceiling(last_event + timedelta(microseconds=1)) if last_event else None)
     unit_meta = {k: v["dataStart"] for k, v in st.meta["units"].items()}

@@ -1,0 +1,86 @@
+"""One run at a time per --state, and a home region that does not move (part of issue 11)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from insights_kit.config import ConfigError, config_from_dict
+from insights_kit.detect import State, StateBusy, StateLock, run_detect
+from insights_kit.simulate import simulate
+
+
+@pytest.fixture(scope="module")
+def two_days(tmp_path_factory) -> dict[str, Path]:
+    """A 2-day simulated tree split into one folder per UTC day."""
+    root = tmp_path_factory.mktemp("lock")
+    simulate(root / "sim", days=2, seed=5, scale=0.01)
+    days: dict[str, Path] = {}
+    for file in sorted((root / "sim" / "AliyunLogs").rglob("*.gz")):
+        day = "-".join(file.parent.parts[-3:])
+        target = root / day / file.relative_to(root / "sim")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(file.read_bytes())
+        days[day] = root / day
+    return days
+
+
+def _window(day: str) -> dict:
+    since = datetime.fromisoformat(day).replace(tzinfo=timezone.utc)
+    return {"since": since, "until": since + timedelta(days=1)}
+
+
+def test_a_second_run_waits_for_the_first_and_no_window_is_lost(tmp_path, two_days):
+    state, out = tmp_path / "state", tmp_path / "out"
+    (d1, src1), (d2, src2) = sorted(two_days.items())
+    results: dict[str, dict] = {}
+    with StateLock(state, timeout=5):  # a run in progress
+        threads = [threading.Thread(target=lambda d=d, s=s: results.setdefault(d, run_detect([s], out, state=state, **_window(d))))
+                   for d, s in ((d1, src1), (d2, src2))]  # fmt: skip
+        for t in threads:
+            t.start()
+        threads[0].join(timeout=1)
+        assert threads[0].is_alive()  # waiting for the lock
+    for t in threads:
+        t.join(timeout=300)
+    assert set(results) == {d1, d2}
+    kept = State(state).events["eventTime"].dt.strftime("%Y-%m-%d").unique().sort().to_list()
+    assert kept == [d1, d2]  # both windows are in the state
+    again = run_detect([src1], tmp_path / "again", state=state, **_window(d1))
+    assert again["emitted"]["events"] == 0  # nothing re-reported as new
+
+
+def test_a_run_that_cannot_get_the_lock_gives_up_with_one_line(tmp_path, two_days):
+    state = tmp_path / "state"
+    (day, src), *_ = sorted(two_days.items())
+    cfg = config_from_dict({"detect": {"lock_timeout_seconds": 1}})
+    with StateLock(state, timeout=1):
+        with pytest.raises(StateBusy, match=r"in use by another run \(pid \d+\)"):
+            run_detect([src], tmp_path / "out", state=state, config=cfg, **_window(day))
+        (tmp_path / "c.toml").write_text("[detect]\nlock_timeout_seconds = 0\n")
+        cmd = [sys.executable, "-m", "insights_kit.cli", "detect", str(src), "--out", str(tmp_path / "o"),
+               "--state", str(state), "--config", str(tmp_path / "c.toml")]  # fmt: skip
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.startswith("insights-kit: error: state ") and done.stderr.count("\n") == 1
+    with pytest.raises(ValueError, match="lock_timeout_seconds"):
+        config_from_dict({"detect": {"lock_timeout_seconds": -1}})
+
+
+def test_the_home_region_is_recorded_and_does_not_move(tmp_path, two_days):
+    state = tmp_path / "state"
+    (d1, src1), (d2, src2) = sorted(two_days.items())
+    first = run_detect([src1], tmp_path / "o1", state=state, **_window(d1))
+    home = first["homeRegion"]
+    assert State(state).meta["homeRegion"] == home
+    other = "cn-beijing" if home != "cn-beijing" else "cn-shanghai"
+    with pytest.raises(ConfigError, match=f"analyses global events in {home}, not {other}"):
+        run_detect([src2], tmp_path / "o2", state=state, home_region=other, **_window(d2))
+    assert run_detect([src2], tmp_path / "o2", state=state, **_window(d2))["homeRegion"] == home
+    moved = run_detect([src2], tmp_path / "o3", state=state, home_region=other, change_home_region=True, **_window(d2))
+    assert moved["homeRegion"] == other and State(state).meta["homeRegion"] == other
