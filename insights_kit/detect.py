@@ -447,7 +447,12 @@ def _run_detect(
         remove_stale_temps(state)
     st = State(state)
 
-    loaded = load(sources, since=(since - lag) if since else None, until=until, strict=strict, progress=progress)
+    read_since = (since - lag) if since else None
+    if read_since is not None and st.events.height:
+        # Late deliveries: events of an earlier window that arrive in this run's files are
+        # analysed with their true times, as far back as the state remembers.
+        read_since = min(read_since, st.events["eventTime"].min())
+    loaded = load(sources, since=read_since, until=until, strict=strict, progress=progress)
     already = late = 0
     if st.path is None:
         # Without state nothing needs to be in memory at once: detectors project what they use.

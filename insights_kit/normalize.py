@@ -253,6 +253,9 @@ def normalize(raw: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
         .then(pl.format("unparsable eventTime '{}'", c("_time_text").str.slice(0, 80)))
         .when((c("eventTime") < MIN_EVENT_TIME) | (c("eventTime") >= MAX_EVENT_TIME))
         .then(pl.format("eventTime '{}' outside the supported years 2000-2099", c("_time_text")))
+        .when(c("_latest").is_not_null() & (c("eventTime") > c("_latest")) if "_latest" in extra else pl.lit(False))
+        .then(pl.format("eventTime '{}' is from the future (after its file's delivery day, or now, by more than an hour)",
+                        c("_time_text")))
         .when(c("eventName").is_null())
         .then(pl.lit("missing eventName"))
         .when(c("_global_text").is_not_null() & c("isGlobal").is_null())

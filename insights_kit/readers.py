@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from insights_kit import salvage
 from insights_kit.normalize import DOCUMENT_SCHEMA, RAW_SCHEMA, SLS_SCHEMA, normalize, sls_to_raw
 from insights_kit.normalize import is_ip_address as is_ip_address  # re-exported API
-from insights_kit.schema import EVENT_COLUMNS, QUARANTINE_SCHEMA, conform, empty_events
+from insights_kit.schema import EVENT_COLUMNS, QUARANTINE_SCHEMA, UTC_DATETIME, conform, empty_events
 
 FORMATS = ("actiontrail", "sls", "lookupevents", "cloudtrail", "parquet")
 
@@ -505,7 +505,9 @@ def _assemble(parts: list[_Part]) -> tuple[pl.DataFrame, pl.DataFrame]:
     if frames:
         raw = pl.concat(frames, how="vertical")
         ct = pl.Series([p.fmt == "cloudtrail" for p in parts], dtype=pl.Boolean)
-        norm = normalize(raw.with_columns(ct.gather(raw.get_column("_file")).alias("_ct"))).collect()
+        latest = pl.Series([_latest_event_time(p.name) for p in parts], dtype=UTC_DATETIME)
+        file_col = raw.get_column("_file")
+        norm = normalize(raw.with_columns(ct.gather(file_col).alias("_ct"), latest.gather(file_col).alias("_latest"))).collect()
         is_bad = norm.get_column("_reason").is_not_null()
         if is_bad.any():
             bad = norm.filter(is_bad).select("_file", "_row", "_reason")
@@ -546,6 +548,21 @@ def _assemble(parts: list[_Part]) -> tuple[pl.DataFrame, pl.DataFrame]:
         .drop("_file", "_pos")
     )
     return events, quarantine
+
+
+#: How far past its file's delivery day (or past now) an event may be before it is "from the
+#: future": a clock that is off by minutes is tolerated; a year-2099 event is not.
+FUTURE_TOLERANCE = timedelta(hours=1)
+
+
+def _latest_event_time(name: str) -> datetime:
+    """The latest plausible eventTime in a file: the end of its date folder's UTC day (ActionTrail
+    and CloudTrail folders are delivery dates), and never later than now, plus the tolerance."""
+    now = datetime.now(timezone.utc)
+    day = _path_date(name)
+    if day is None or day >= now.date():  # a folder dated 9999/12/31 says nothing either
+        return now + FUTURE_TOLERANCE
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(days=1) + FUTURE_TOLERANCE
 
 
 def _utc(ts: datetime | None) -> datetime | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import subprocess
 import sys
 import threading
@@ -84,3 +86,49 @@ def test_the_home_region_is_recorded_and_does_not_move(tmp_path, two_days):
     assert run_detect([src2], tmp_path / "o2", state=state, **_window(d2))["homeRegion"] == home
     moved = run_detect([src2], tmp_path / "o3", state=state, home_region=other, change_home_region=True, **_window(d2))
     assert moved["homeRegion"] == other and State(state).meta["homeRegion"] == other
+
+
+def _files(two_days, day):
+    return sorted(two_days[day].rglob("*.gz"))
+
+
+def test_late_deliveries_are_analysed_with_their_true_times(tmp_path, two_days):
+    """Day 1's files after 20:00 arrive only with day 2's run, far beyond the lag margin."""
+    (d1, src1), (d2, src2) = sorted(two_days.items())
+    late_files = [f for f in _files(two_days, d1) if f.name.split("_")[2][8:10] >= "20"]
+    assert late_files
+    first = tmp_path / "first"
+    for f in _files(two_days, d1):
+        if f not in late_files:
+            target = first / f.relative_to(src1)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(f.read_bytes())
+    second = tmp_path / "second"
+    for f in late_files + _files(two_days, d2):
+        base = src1 if f in late_files else src2
+        target = second / f.relative_to(base)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(f.read_bytes())
+    state, out = tmp_path / "state", tmp_path / "out"
+    run_detect([first], out, state=state, **_window(d1))
+    summary = run_detect([second], out, state=state, **_window(d2))
+    whole = run_detect([src1, src2], tmp_path / "whole")
+    assert summary["records"]["late"] > 0  # counted, and analysed:
+    assert State(state).events.height == whole["records"]["analysed"]
+
+
+def test_an_event_from_the_future_is_quarantined_and_never_moves_the_clock(tmp_path, two_days):
+    (d1, src1), _ = sorted(two_days.items())
+    state = tmp_path / "state"
+    run_detect([src1], tmp_path / "o1", state=state)
+    kept, watermark = State(state).events.height, State(state).meta["watermark"]
+    stray = tmp_path / "stray" / "AliyunLogs" / "Actiontrail" / "cn-hangzhou" / d1.replace("-", "/")
+    stray.mkdir(parents=True)
+    record = {"eventId": "future-1", "eventTime": "2099-01-01T00:00:00Z", "eventName": "DescribeInstances",
+              "acsRegion": "cn-hangzhou", "serviceName": "Ecs"}  # fmt: skip
+    (stray / "Actiontrail_cn-hangzhou_x.gz").write_bytes(gzip.compress(json.dumps(record).encode()))
+    summary = run_detect([src1, tmp_path / "stray"], tmp_path / "o2", state=state)
+    assert summary["quarantine"]["records"] == 1
+    line = json.loads(Path(summary["quarantine"]["file"]).read_text().splitlines()[0])
+    assert "from the future" in line["reason"]
+    assert State(state).events.height == kept and State(state).meta["watermark"] == watermark
