@@ -423,6 +423,9 @@ def report(
     jobs: Jobs = 2,
     config: Annotated[Optional[Path], typer.Option(help="TOML config.")] = None,
     home_region: Annotated[Optional[str], typer.Option(help="Region that analyses global events.")] = None,
+    state: Annotated[
+        Optional[Path], typer.Option(help="detect's state folder: a scheduled window continues from it.")
+    ] = None,
 ) -> None:
     """Detect, then run the report notebook per region and write DIR/index.html."""
     from insights_kit.report import run_report
@@ -431,6 +434,7 @@ def report(
     result = run_report(
         _existing_sources(sources), _out_folder(out), regions=_regions(regions), since=start, until=end,
         jobs=jobs, config=_optional_absolute(config), home_region=_region(home_region, "--home-region"),
+        state=None if state is None else _out_folder(state, "--state"),
     )
     typer.echo(f"report: {result['index']}")
     if result.get("failed"):

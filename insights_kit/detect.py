@@ -265,6 +265,7 @@ def _summary(results: list[UnitResult], *, home_region: str | None, config: Conf
         entry["learning"][r.account] = {
             "dataStart": _iso(r.data_start),
             "learningUntil": _iso(r.learning_end),
+            "dataEnd": _iso(r.data_end),
             # the summary must say when a unit had nothing but learning data
             "learningOnly": r.learning_end >= r.data_end,
         }

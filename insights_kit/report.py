@@ -114,6 +114,8 @@ class RegionContext:
     source: str = ""
     from_store: bool = False
     charts: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: the region's learning status from detect's summary (account -> dataStart/learningUntil/...)
+    learning: dict[str, Any] = field(default_factory=dict)
 
     @property
     def data_end(self) -> datetime | None:
@@ -176,8 +178,10 @@ def load_region(
     )
     if store_dir is not None:
         insights = st.read_events(store_dir)
+        summary_file = store_dir / "summary.json"
+        run_summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
     else:
-        found, _summary = detect.detect_frame(events, config=cfg, home_region=home)
+        found, run_summary = detect.detect_frame(events, config=cfg, home_region=home)
         insights = st.events_frame(found)
     insights = _in_window(insights, t_since, t_until)
 
@@ -202,6 +206,7 @@ def load_region(
         out_dir=out,
         source=source,
         from_store=store_dir is not None,
+        learning=dict(((run_summary.get("regions") or {}).get(region) or {}).get("learning") or {}),
     )
 
 
@@ -314,12 +319,19 @@ def show_chart(ctx: RegionContext, chart: Any, name: str) -> dict[str, str]:
 
 
 def show_header(ctx: RegionContext) -> None:
-    window = f"{_iso(ctx.since) or 'start of data'} → {_iso(ctx.until) or 'end of data'}"
+    # An open window is named by the data it covered, never as "start of data".
+    window = f"{_iso(ctx.since or ctx.data_start) or '?'} → {_iso(ctx.data_end) or '?'}"
     origin = "Insights store" if ctx.from_store else "in-memory detection"
+    learning = "; ".join(
+        f"data since {e.get('dataStart')}, learning until {e.get('learningUntil')}"
+        + (" — this window is learning only: no rate or IP insight yet" if e.get("learningOnly") else "")
+        for e in ctx.learning.values()
+    )
     _display(_html(
         f'<p class="ik-nav"><a href="../index.html">← all regions</a></p>'
         f"<h1>ActionTrail Insights — {esc(ctx.region)}</h1>"
         f"<p>Window (UTC): {esc(window)}. Home region: {esc(ctx.home_region)}. Source: {esc(origin)}.</p>"
+        + (f'<p class="ik-learning">Learning: {esc(learning)}.</p>' if learning else "")
     ))
 
 
@@ -640,8 +652,13 @@ def run_report(
     jobs: int = 2,
     config: Any = None,
     home_region: str | None = None,
+    state: str | Path | None = None,
 ) -> dict[str, Any]:
     """Detect once, then report every region in parallel; see the module docstring for the layout.
+
+    ``state`` is detect's ``--state`` folder: a scheduled window continues from it (no new
+    learning period, incidents open at the previous window's end are closed, late deliveries
+    count), exactly as ``detect --state`` does.
 
     Returns
     -------
@@ -661,7 +678,7 @@ def run_report(
     window = window_name(since, until)
     store_dir = out / "insights"
     summary = run_detect([str(resolve(s)) for s in sources], store_dir, since=since, until=until,
-                         home_region=home_region, config=config)
+                         home_region=home_region, config=config, state=None if state is None else _absolute(state))
     known = sorted(summary.get("regions", {}))
     wanted = known if regions == "all" else list(dict.fromkeys(regions))
     _check_regions_in_data(wanted, known)
@@ -754,7 +771,10 @@ def _report_into(staging: Path, out: Path, window: str, summary: dict[str, Any],
     for region, res in results.items():
         res["insights"] = dict((summary.get("regions", {}).get(region) or {}).get("insights") or {})
         res["events"] = (summary.get("regions", {}).get(region) or {}).get("events")
-    _write_text(staging / "index.html", window_index_html(window, results, since=since, until=until,
+        res["learning"] = dict((summary.get("regions", {}).get(region) or {}).get("learning") or {})
+    data_since, data_until = data_span(summary)
+    _write_text(staging / "index.html", window_index_html(window, results, since=since or data_since,
+                                                          until=until or data_until,
                                                           home_region=summary.get("homeRegion")))
 
     final = out / window
@@ -803,6 +823,20 @@ def _page(title: str, body: str) -> str:
     )
 
 
+def data_span(summary: dict[str, Any]) -> tuple[datetime | None, datetime | None]:
+    """First and last minute of the data detect analysed (its summary), for an open window."""
+    entries = [e for r in (summary.get("regions") or {}).values() for e in (r.get("learning") or {}).values()]
+    starts = [parse_time(e["dataStart"]) for e in entries if e.get("dataStart")]
+    ends = [parse_time(e["dataEnd"]) for e in entries if e.get("dataEnd")]
+    return (min(starts) if starts else None, max(ends) if ends else None)
+
+
+def learning_note(learning: dict[str, Any]) -> str:
+    """``"learning until ..."`` for a region whose units had nothing but learning data, else ``""``."""
+    until = sorted(e["learningUntil"] for e in learning.values() if e.get("learningOnly") and e.get("learningUntil"))
+    return f"learning until {until[-1]} (no rate or IP insight before)" if until else ""
+
+
 def regions_table(results: dict[str, dict[str, Any]], *, prefix: str = "") -> str:
     """One row per region with its insight counts by type; links are relative to ``prefix``."""
     head = "".join(f"<th>{esc(t)}</th>" for t in ("region", "status", "events", *INSIGHT_TYPES, "total", "files"))
@@ -813,7 +847,8 @@ def regions_table(results: dict[str, dict[str, Any]], *, prefix: str = "") -> st
         safe = _safe_region(region)
         link = f'<a href="{esc(prefix)}{esc(safe)}/report.html">{esc(region)}</a>' if safe else esc(region)
         if res.get("status") == "ok" and safe:
-            status, name = "ok", link
+            note = learning_note(res.get("learning") or {})
+            status, name = ("ok" + (f"; {esc(note)}" if note else "")), link
         else:
             status = f'<span class="err">failed: {esc(res.get("error") or "unknown error")}</span>'
             name = link if safe and res.get("html") else esc(region)
@@ -837,7 +872,7 @@ def window_index_html(window: str, results: dict[str, dict[str, Any]], *, since:
     body = (
         f'<p><a href="../index.html">all report windows</a></p>'
         f"<h1>ActionTrail Insights report</h1>"
-        f"<p>Window (UTC): {esc(_iso(since) or 'start of data')} → {esc(_iso(until) or 'end of data')}"
+        f"<p>Window (UTC): {esc(_iso(since) or '?')} → {esc(_iso(until) or '?')}"
         f" &nbsp; Home region: {esc(home_region or '')}</p>"
         + regions_table(results)
     )
