@@ -26,11 +26,11 @@ demo: setup
 
 ## make test: the whole suite, notebooks and the headless-browser check included.
 test: setup browser-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=10 tests
 	$(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env notebooks
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow and not browser" tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow and not browser" tests
 
 # Debian's chromium for the browser test; the test skips (saying why) where it cannot be installed.
 browser-deps:

@@ -99,6 +99,8 @@ Sources = Annotated[list[Path], typer.Argument(help="Files or folders of managem
 Since = Annotated[Optional[str], typer.Option(help="Start of the window, UTC (YYYY-MM-DD or ISO time).")]
 Until = Annotated[Optional[str], typer.Option(help="End of the window (exclusive), UTC.")]
 Jobs = Annotated[int, typer.Option(min=1, help="Regions executed in parallel (at least 1).")]
+Notify = Annotated[Optional[str], typer.Option("--notify", help="Webhook for new Start events (http/https).")]
+NotifyFormat = Annotated[Optional[str], typer.Option(help="generic, dingtalk or slack (default: the config's).")]
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -114,6 +116,25 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from insights_kit.readers import InputError
 
     return (InputError, ConfigError)
+
+
+def _webhook(url: str | None, fmt: str | None) -> str | None:
+    """Check --notify and --notify-format at the boundary; the URL as given (or None)."""
+    from insights_kit.notify import check_target
+
+    if url is None and fmt is None:
+        return None
+    try:
+        check_target(url or "https://placeholder.invalid/", fmt or "generic")
+    except ValueError as exc:
+        _fail(f"--notify: {exc}")
+    return url
+
+
+def _warn_notify(result: dict | None) -> None:
+    if result and not result.get("delivered"):
+        typer.echo(f"insights-kit: warning: webhook not reached after {result.get('attempts')} attempt(s) "
+                   f"({result.get('error')}); the message is in notify-dead-letter.jsonl", err=True)
 
 
 def _busy_errors() -> tuple[type[BaseException], ...]:
@@ -330,6 +351,8 @@ def detect(
     change_home_region: Annotated[
         bool, typer.Option(help="Move the --state's recorded home region to --home-region.")
     ] = False,
+    notify: Notify = None,
+    notify_format: NotifyFormat = None,
 ) -> None:
     """Detect unusual call rates, error rates and source IPs; write Insights events."""
     from insights_kit.detect import run_detect
@@ -346,8 +369,11 @@ def detect(
         allowlist=_optional_absolute(allowlist),
         strict=strict,
         change_home_region=change_home_region,
+        notify_url=_webhook(notify, notify_format),
+        notify_format=notify_format,
     )
     print_detect_summary(summary)
+    _warn_notify(summary.get("notify"))
     _warn_quarantine(summary["quarantine"]["records"], summary["quarantine"]["file"])
     typer.echo(f"Insights events in {out} ({summary['emitted']['events']} new)")
 
@@ -426,6 +452,8 @@ def report(
     state: Annotated[
         Optional[Path], typer.Option(help="detect's state folder: a scheduled window continues from it.")
     ] = None,
+    notify: Notify = None,
+    notify_format: NotifyFormat = None,
 ) -> None:
     """Detect, then run the report notebook per region and write DIR/index.html."""
     from insights_kit.report import run_report
@@ -435,10 +463,33 @@ def report(
         _existing_sources(sources), _out_folder(out), regions=_regions(regions), since=start, until=end,
         jobs=jobs, config=_optional_absolute(config), home_region=_region(home_region, "--home-region"),
         state=None if state is None else _out_folder(state, "--state"),
+        notify_url=_webhook(notify, notify_format), notify_format=notify_format,
     )
+    _warn_notify((result.get("summary") or {}).get("notify"))
     typer.echo(f"report: {result['index']}")
     if result.get("failed"):
         _fail(f"region(s) failed: {', '.join(result['failed'])}", code=1)
+
+
+@command("export")
+def export_findings(
+    store_dir: Annotated[Path, typer.Argument(metavar="STORE", help="Insights store folder.")],
+    out: Annotated[Path, typer.Option("--out", help="File to write (JSON Lines).")],
+    fmt: Annotated[str, typer.Option("--format", help="ocsf: OCSF 1.3 Detection Findings (class 2004).")] = "ocsf",
+) -> None:
+    """Export Insights events for a SIEM (OCSF Detection Findings, one JSON object per line)."""
+    from insights_kit import ocsf
+    from insights_kit import store as st
+
+    if fmt != "ocsf":
+        _fail(f"--format: expected ocsf, got {fmt!r}")
+    if not Path(store_dir).exists():
+        _fail(f"STORE: no such folder {str(store_dir)!r}")
+    target = Path(os.path.abspath(out))
+    if target.is_dir():
+        _fail(f"--out: {str(out)!r} is a folder; give a file name")
+    count = ocsf.export(st.read_events(Path(os.path.abspath(store_dir))), target)
+    typer.echo(f"{count} OCSF Detection Findings in {target}")
 
 
 @command("config")

@@ -44,6 +44,14 @@ class DetectConfig:
         Otherwise a region id matching ``^[a-z0-9-]{1,63}$``. A ``--state`` folder records the
         home region of its first run; a later run naming another one is an error unless it
         asks to move it (``--change-home-region``).
+    notify_url : str, default ""
+        A webhook to which a run that emits new Start events posts them (``--notify`` overrides);
+        empty = no alert. Undelivered messages go to ``OUT/notify-dead-letter.jsonl``.
+    notify_format : str, default "generic"
+        ``generic`` (the Start events as JSON), ``dingtalk`` or ``slack`` (chat robots).
+    notify_retries : int, default 3
+        Retries after a failed delivery (connection error, timeout, 429, 5xx), with backoff
+        1, 2, 4 ... s (0 to 10); then the message goes to the dead-letter file.
     lock_timeout_seconds : int, default 300
         How long a ``--state`` run waits for another run on the same state to finish before
         it gives up with one line (exit 1); 0 = do not wait (0 to 86400).
@@ -59,6 +67,9 @@ class DetectConfig:
     lag_minutes: int = 15
     home_region: str = ""
     lock_timeout_seconds: int = 300
+    notify_url: str = ""
+    notify_format: str = "generic"
+    notify_retries: int = 3
     allowlist_file: str = ""
     insight_types: tuple[str, ...] = INSIGHT_TYPES
 
@@ -66,6 +77,11 @@ class DetectConfig:
         check_range("learning_hours", self.learning_hours, low=0)
         check_range("lag_minutes", self.lag_minutes, low=0)
         check_range("lock_timeout_seconds", self.lock_timeout_seconds, low=0, high=86400)
+        check_range("notify_retries", self.notify_retries, low=0, high=10)
+        if self.notify_format not in ("generic", "dingtalk", "slack"):
+            raise ValueError(f"notify_format: expected generic, dingtalk or slack, got {self.notify_format!r}")
+        if self.notify_url and not self.notify_url.startswith(("http://", "https://")):
+            raise ValueError("notify_url: expected an http:// or https:// URL")
         if self.home_region:
             check_region_name(self.home_region)
         for name in self.insight_types:

@@ -407,6 +407,8 @@ def run_detect(
     strict: bool = False,
     progress: bool | None = None,
     change_home_region: bool = False,
+    notify_url: str | None = None,
+    notify_format: str | None = None,
 ) -> dict[str, Any]:
     """Load ``sources``, detect per unit, write the Insights store under ``out``; the summary.
 
@@ -414,8 +416,17 @@ def run_detect(
     writing it, so two runs on one state run one after the other and never lose a window.
     """
     cfg = config if isinstance(config, Config) else load_config(config)
+    notify = (notify_url or cfg.detect.notify_url, notify_format or cfg.detect.notify_format)
+    if notify[0]:
+        from insights_kit.config import ConfigError
+        from insights_kit.notify import check_target
+
+        try:
+            check_target(*notify)  # a bad URL is an error before any work, not after it
+        except ValueError as exc:
+            raise ConfigError(f"notify: {exc}") from None
     options = dict(since=since, until=until, home_region=home_region, cfg=cfg, allowlist=allowlist, strict=strict,
-                   progress=progress, change_home_region=change_home_region)  # fmt: skip
+                   progress=progress, change_home_region=change_home_region, notify=notify)  # fmt: skip
     if state is None:
         return _run_detect(sources, out, state=None, **options)
     with StateLock(Path(state), cfg.detect.lock_timeout_seconds):
@@ -435,6 +446,7 @@ def _run_detect(
     strict: bool,
     progress: bool | None,
     change_home_region: bool,
+    notify: tuple[str, str],
 ) -> dict[str, Any]:
     from insights_kit import store
     from insights_kit.config import ConfigError
@@ -495,6 +507,13 @@ def _run_detect(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     store.write_events(out, emitted)
+    alert = None
+    if notify[0]:
+        from insights_kit.notify import notify_new_starts
+
+        # Only newly emitted events: a rerun of the same window announces nothing again.
+        alert = notify_new_starts(emitted, notify[0], fmt=notify[1], dead_letter=out / "notify-dead-letter.jsonl",
+                                  retries=cfg.detect.notify_retries)
 
     summary = _summary(results, home_region=home, config=cfg)
     stats = loaded.stats.to_dict()
@@ -511,6 +530,7 @@ def _run_detect(
         "analysed": sum(r.events for r in results),
     }
     summary["emitted"] = {"events": len(emitted), "alreadyEmitted": len(produced) - len(emitted)}
+    summary["notify"] = alert  # None: nothing to announce (or no webhook); else delivered/attempts/...
     if loaded.quarantine.height:
         qfile = out / "quarantine" / f"{_window_name(since, until)}.jsonl"
         qfile.parent.mkdir(parents=True, exist_ok=True)

@@ -653,6 +653,8 @@ def run_report(
     config: Any = None,
     home_region: str | None = None,
     state: str | Path | None = None,
+    notify_url: str | None = None,
+    notify_format: str | None = None,
 ) -> dict[str, Any]:
     """Detect once, then report every region in parallel; see the module docstring for the layout.
 
@@ -678,7 +680,8 @@ def run_report(
     window = window_name(since, until)
     store_dir = out / "insights"
     summary = run_detect([str(resolve(s)) for s in sources], store_dir, since=since, until=until,
-                         home_region=home_region, config=config, state=None if state is None else _absolute(state))
+                         home_region=home_region, config=config, state=None if state is None else _absolute(state),
+                         notify_url=notify_url, notify_format=notify_format)
     known = sorted(summary.get("regions", {}))
     wanted = known if regions == "all" else list(dict.fromkeys(regions))
     _check_regions_in_data(wanted, known)

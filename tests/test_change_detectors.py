@@ -261,6 +261,19 @@ def quiet_day() -> pl.DataFrame:
     return baseline.filter(pl.col("eventTime") < datetime(2021, 7, 29, 12, 50, tzinfo=timezone.utc))
 
 
+NEW_TYPES = ["AkInsight", "PolicyChangeInsight", "PasswordChangeInsight", "TrailConcealmentInsight"]
+
+
+@pytest.fixture(scope="module")
+def quiet_baseline(tmp_path_factory, quiet_day) -> Path:
+    """The baseline as a Parquet folder; alone it raises none of the four new types."""
+    base = tmp_path_factory.mktemp("baseline")
+    quiet_day.drop("sourceFormat", "sourceFile").write_parquet(base / "base.parquet")
+    run_detect([base], base.parent / "quiet")
+    assert store.read_events(base.parent / "quiet").filter(pl.col("insightType").is_in(NEW_TYPES)).height == 0
+    return base
+
+
 @pytest.mark.skipif(not (REALDATA / "stratus-detonation-logs").is_dir(), reason="../shared/realdata absent")
 @pytest.mark.parametrize(
     ("technique", "expected"),
@@ -269,7 +282,8 @@ def quiet_day() -> pl.DataFrame:
      ("persistence.iam-create-user-login-profile", "PasswordChangeInsight"),
      ("privilege-escalation.iam-update-user-login-profile", "PasswordChangeInsight")],  # fmt: skip
 )
-def test_stratus_identity_techniques_spliced_into_a_quiet_sans_day(tmp_path, quiet_day, technique, expected):
+def test_stratus_identity_techniques_spliced_into_a_quiet_sans_day(tmp_path, quiet_day, quiet_baseline, technique,
+                                                                    expected):  # fmt: skip
     records = json.loads((REALDATA / "stratus-detonation-logs" / f"aws.{technique}.json").read_text())
     records = records["Records"] if isinstance(records, dict) else records
     at = quiet_day["eventTime"].max() + timedelta(hours=2)
@@ -282,16 +296,9 @@ def test_stratus_identity_techniques_spliced_into_a_quiet_sans_day(tmp_path, qui
         # IAM is global: recorded in us-east-1 (Stratus scrambles regions), analysed in the home region
         r["awsRegion"], r["recipientAccountId"] = "us-east-1", account
     (tmp_path / "attack.json").write_text(json.dumps({"Records": records}))
-    base = tmp_path / "base"
-    base.mkdir()
-    quiet_day.drop("sourceFormat", "sourceFile").write_parquet(base / "base.parquet")
-    new_types = ["AkInsight", "PolicyChangeInsight", "PasswordChangeInsight", "TrailConcealmentInsight"]
-
-    run_detect([base], tmp_path / "quiet")
-    assert store.read_events(tmp_path / "quiet").filter(pl.col("insightType").is_in(new_types)).height == 0
-    run_detect([base, tmp_path / "attack.json"], tmp_path / "out")
+    run_detect([quiet_baseline, tmp_path / "attack.json"], tmp_path / "out")
     found = store.read_events(tmp_path / "out").filter(
-        pl.col("insightType").is_in(new_types) & (pl.col("state") == "Start")
+        pl.col("insightType").is_in(NEW_TYPES) & (pl.col("state") == "Start")
     )
     assert (expected, "iam") in found.select("insightType", "insightObject").rows()
     # Whatever else the technique raises (the admin user's new key is also a credential

@@ -33,22 +33,16 @@ def test_day_by_day_reports_with_state_give_the_insights_of_one_run(tmp_path, si
     run_detect([sim], whole, home_region="cn-hangzhou")
     out, state = tmp_path / "report", tmp_path / "state"
     windows = []
-    for day in (0, 2):  # two scheduled windows of two days each (a notebook run costs seconds)
-        since = DAY0 + timedelta(days=day)
-        res = run_report([sim], out, regions=["cn-hangzhou"], since=since, until=since + timedelta(days=2),
+    # two scheduled windows (a notebook run costs seconds): 12 hours of learning only, then the rest
+    for since, until in ((DAY0, DAY0 + timedelta(hours=12)), (DAY0 + timedelta(hours=12), DAY0 + timedelta(days=4))):
+        res = run_report([sim], out, regions=["cn-hangzhou"], since=since, until=until,
                          jobs=1, home_region="cn-hangzhou", state=state)  # fmt: skip
         assert not res["failed"], res["regions"]
         windows.append(res)
     assert _starts(out / "insights") == _starts(whole)
-    # The first window holds the learning period; the page and the index say how far it goes.
+    # The first window is learning only: its page and the index say so, and how far it goes.
     first_page = Path(windows[0]["regions"]["cn-hangzhou"]["html"]).read_text()
-    assert "learning until 2025-03-04T00:01:00Z" in first_page and "start of data" not in first_page
+    assert "learning only" in first_page and "learning until 2025-03-04T00:01:00Z" in first_page
+    assert "start of data" not in first_page and "learning until" in Path(windows[0]["window_index"]).read_text()
     last_page = Path(windows[-1]["regions"]["cn-hangzhou"]["html"]).read_text()
-    assert "learning only" not in last_page and "2025-03-05T00:00:00Z → 2025-03-07T00:00:00Z" in last_page
-
-
-def test_a_window_with_only_learning_data_says_so_on_the_page_and_in_the_index(tmp_path, sim):
-    res = run_report([sim], tmp_path / "r", regions=["cn-shanghai"], since=DAY0, until=DAY0 + timedelta(hours=12),
-                     jobs=1, home_region="cn-hangzhou")  # fmt: skip
-    assert "learning only" in Path(res["regions"]["cn-shanghai"]["html"]).read_text()
-    assert "learning until" in Path(res["window_index"]).read_text()
+    assert "learning only" not in last_page and "2025-03-03T12:00:00Z → 2025-03-07T00:00:00Z" in last_page
