@@ -816,7 +816,13 @@ _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2rem;color:#222}
 table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:left}
 th{background:#f3f3f3}td.num{text-align:right}tr.failed td{background:#fdecea}.err{color:#a40000}
+#regions td:first-child{white-space:nowrap}
 """
+
+#: Short column heads of the regions table (the full type name is the head's title).
+SHORT_TYPE_NAMES = {"ApiCallRateInsight": "call rate", "ApiErrorRateInsight": "error rate", "IpInsight": "IP",
+                    "AkInsight": "AccessKey", "PolicyChangeInsight": "policy", "PasswordChangeInsight": "password",
+                    "TrailConcealmentInsight": "trail"}
 
 
 def _page(title: str, body: str) -> str:
@@ -842,7 +848,10 @@ def learning_note(learning: dict[str, Any]) -> str:
 
 def regions_table(results: dict[str, dict[str, Any]], *, prefix: str = "") -> str:
     """One row per region with its insight counts by type; links are relative to ``prefix``."""
-    head = "".join(f"<th>{esc(t)}</th>" for t in ("region", "status", "events", *INSIGHT_TYPES, "total", "files"))
+    head = "".join(
+        f'<th title="{esc(t)}">{esc(SHORT_TYPE_NAMES.get(t, t))}</th>'
+        for t in ("region", "status", "events", *INSIGHT_TYPES, "total", "files")
+    )
     rows = []
     for region in sorted(results):
         res = results[region]
