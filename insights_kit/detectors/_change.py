@@ -132,20 +132,18 @@ def learning_end(ctx: UnitContext, config: ChangeConfig) -> datetime:
     return ctx.data_start + timedelta(hours=config.learning_hours)
 
 
-def _first_seen(frame: pl.LazyFrame, keys: list[str], name: str) -> pl.LazyFrame:
+def first_seen(frame: pl.LazyFrame, keys: list[str], name: str) -> pl.LazyFrame:
+    """The first ``eventTime`` per ``keys`` (null keys left out), as column ``name``."""
     return frame.drop_nulls(keys).group_by(keys).agg(pl.col("eventTime").min().alias(name))
 
 
 def network_keys(addresses: pl.Series) -> pl.LazyFrame:
-    """address -> ``_net`` (/24 or /64) and ``_asn`` (ASN name, ``private`` for private ones)."""
+    """address -> ``_net`` (/24 or /64) and ``_asn`` (IpInsight's keys: ``private`` for private ones)."""
     from insights_kit import ipintel
+    from insights_kit.detectors.ip_features import address_keys
 
-    facts = ipintel.ip_table(addresses)
-    private = pl.col("addressClass") == "private"
-    return facts.lazy().select(
-        pl.col("address").alias("sourceIpAddress"),
-        pl.col("narrowPrefix").alias("_net"),
-        pl.when(private).then(pl.lit("private")).otherwise(pl.col("asn")).alias("_asn"),
+    return address_keys(ipintel.ip_table(addresses)).select(
+        pl.col("address").alias("sourceIpAddress"), pl.col("narrowPrefix").alias("_net"), pl.col("asnKey").alias("_asn")
     )
 
 
@@ -234,13 +232,13 @@ def _score(changes: pl.DataFrame, calls: pl.DataFrame, history: pl.DataFrame, hi
     hist = history.lazy()
     changes = (
         changes.lazy()
-        .join(_first_seen(hist, ["principalId"], "_p"), on="principalId", how="left")
-        .join(_first_seen(hist, ["principalId", "_net"], "_n"), on=["principalId", "_net"], how="left")
-        .join(_first_seen(hist, ["principalId", "_asn"], "_a"), on=["principalId", "_asn"], how="left")
-        .join(_first_seen(hist, ["principalId", "_tool"], "_t"), on=["principalId", "_tool"], how="left")
-        .join(_first_seen(history_changes.lazy(), ["principalId"], "_c"), on="principalId", how="left")
+        .join(first_seen(hist, ["principalId"], "_p"), on="principalId", how="left")
+        .join(first_seen(hist, ["principalId", "_net"], "_n"), on=["principalId", "_net"], how="left")
+        .join(first_seen(hist, ["principalId", "_asn"], "_a"), on=["principalId", "_asn"], how="left")
+        .join(first_seen(hist, ["principalId", "_tool"], "_t"), on=["principalId", "_tool"], how="left")
+        .join(first_seen(history_changes.lazy(), ["principalId"], "_c"), on="principalId", how="left")
         .join(
-            _first_seen(history_changes.lazy().filter(pl.col("grantsAdmin").fill_null(False)), ["principalId"], "_g"),
+            first_seen(history_changes.lazy().filter(pl.col("grantsAdmin").fill_null(False)), ["principalId"], "_g"),
             on="principalId",
             how="left",
         )

@@ -46,7 +46,7 @@ from typing import ClassVar
 
 import polars as pl
 
-from insights_kit.detectors._change import network_keys
+from insights_kit.detectors._change import first_seen, network_keys
 from insights_kit.detectors._rate import RateConfig, score_minutes, segment_incidents, select_events
 from insights_kit.detectors.base import Detector, UnitContext, conform_incidents, empty_incidents
 from insights_kit.features import minute_counts
@@ -277,10 +277,6 @@ class AkDetector(Detector):
         )
 
 
-def _first(frame: pl.LazyFrame, keys: list[str], name: str) -> pl.LazyFrame:
-    return frame.drop_nulls(keys).group_by(keys).agg(pl.col("eventTime").min().alias(name))
-
-
 def _new_network_calls(
     calls: pl.DataFrame, nets: pl.LazyFrame, history: pl.LazyFrame, mine: pl.LazyFrame, novelty: timedelta
 ) -> pl.DataFrame:
@@ -292,11 +288,11 @@ def _new_network_calls(
     return (
         calls.lazy()
         .join(nets, on="sourceIpAddress", how="left")
-        .join(_first(mine, ["principalId"], "_owner"), on="principalId", how="left")
-        .join(_first(mine, ["principalId", "_net"], "_on"), on=["principalId", "_net"], how="left")
-        .join(_first(mine, ["principalId", "_asn"], "_oa"), on=["principalId", "_asn"], how="left")
-        .join(_first(history, ["_net"], "_an"), on="_net", how="left")
-        .join(_first(history, ["_asn"], "_aa"), on="_asn", how="left")
+        .join(first_seen(mine, ["principalId"], "_owner"), on="principalId", how="left")
+        .join(first_seen(mine, ["principalId", "_net"], "_on"), on=["principalId", "_net"], how="left")
+        .join(first_seen(mine, ["principalId", "_asn"], "_oa"), on=["principalId", "_asn"], how="left")
+        .join(first_seen(history, ["_net"], "_an"), on="_net", how="left")
+        .join(first_seen(history, ["_asn"], "_aa"), on="_asn", how="left")
         .with_columns(
             pl.when(known("_owner"))
             .then(~(known("_on") | known("_oa")))

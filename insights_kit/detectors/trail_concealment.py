@@ -93,10 +93,6 @@ class TrailConcealmentConfig:
             event_names(self.event_names_file)  # a missing or malformed file is an error now
 
 
-def _names(path: str) -> dict:
-    return event_names(path)
-
-
 def concealment_names(path: str = "") -> pl.DataFrame:
     """The concealing calls as a frame: ``service`` (lower case), ``eventName``, ``ambiguous``.
 
@@ -106,7 +102,7 @@ def concealment_names(path: str = "") -> pl.DataFrame:
     >>> names.filter(pl.col("eventName") == "StopLogging")["service"].to_list()
     ['actiontrail', 'cloudtrail']
     """
-    data = _names(path)
+    data = event_names(path)
     ambiguous = set(data.get("_setup", {}).get("ambiguous", []))
     rows = [
         (service, name, name in ambiguous)
@@ -118,7 +114,7 @@ def concealment_names(path: str = "") -> pl.DataFrame:
 
 
 def _setup_names(path: str) -> list[str]:
-    return list(_names(path).get("_setup", {}).get("create", []))
+    return list(event_names(path).get("_setup", {}).get("create", []))
 
 
 class TrailConcealmentDetector(Detector):
