@@ -120,14 +120,15 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 def _webhook(url: str | None, fmt: str | None) -> str | None:
     """Check --notify and --notify-format at the boundary; the URL as given (or None)."""
-    from insights_kit.notify import check_target
+    from insights_kit.notify import FORMATS, check_target
 
-    if url is None and fmt is None:
-        return None
-    try:
-        check_target(url or "https://placeholder.invalid/", fmt or "generic")
-    except ValueError as exc:
-        _fail(f"--notify: {exc}")
+    if fmt is not None and fmt not in FORMATS:
+        _fail(f"--notify-format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if url is not None:
+        try:
+            check_target(url, fmt or "generic")
+        except ValueError as exc:
+            _fail(f"--notify: {exc}")
     return url
 
 

@@ -505,7 +505,8 @@ def _assemble(parts: list[_Part]) -> tuple[pl.DataFrame, pl.DataFrame]:
     if frames:
         raw = pl.concat(frames, how="vertical")
         ct = pl.Series([p.fmt == "cloudtrail" for p in parts], dtype=pl.Boolean)
-        latest = pl.Series([_latest_event_time(p.name) for p in parts], dtype=UTC_DATETIME)
+        now = datetime.now(timezone.utc)
+        latest = pl.Series([_latest_event_time(p.name, now) for p in parts], dtype=UTC_DATETIME)
         file_col = raw.get_column("_file")
         norm = normalize(raw.with_columns(ct.gather(file_col).alias("_ct"), latest.gather(file_col).alias("_latest"))).collect()
         is_bad = norm.get_column("_reason").is_not_null()
@@ -555,10 +556,9 @@ def _assemble(parts: list[_Part]) -> tuple[pl.DataFrame, pl.DataFrame]:
 FUTURE_TOLERANCE = timedelta(hours=1)
 
 
-def _latest_event_time(name: str) -> datetime:
+def _latest_event_time(name: str, now: datetime) -> datetime:
     """The latest plausible eventTime in a file: the end of its date folder's UTC day (ActionTrail
-    and CloudTrail folders are delivery dates), and never later than now, plus the tolerance."""
-    now = datetime.now(timezone.utc)
+    and CloudTrail folders are delivery dates), and never later than ``now``, plus the tolerance."""
     day = _path_date(name)
     if day is None or day >= now.date():  # a folder dated 9999/12/31 says nothing either
         return now + FUTURE_TOLERANCE

@@ -110,21 +110,22 @@ class ChangeConfig:
         check_range("burst_min", self.burst_min, low=2)
         check_range("burst_factor", self.burst_factor, low=1.0)
         check_range("end_quiet_minutes", self.end_quiet_minutes, low=1, high=1440)
-        for name, value in self.weights().items():
-            check_range(name, value, low=0.0, high=3.0)
+        for evidence, value in self.weights().items():
+            check_range(_WEIGHT_FIELDS[evidence], value, low=0.0, high=3.0)
         if self.event_names_file:
             event_names(self.event_names_file)  # a missing or malformed file is an error now
 
     def weights(self) -> dict[str, float]:
-        return {
-            "weight_new_principal": self.weight_new_principal,
-            "weight_new_changer": self.weight_new_changer,
-            "weight_new_network": self.weight_new_network,
-            "weight_new_tool": self.weight_new_tool,
-            "weight_first_admin": self.weight_first_admin,
-            "weight_other_user": self.weight_other_user,
-            "weight_burst": self.weight_burst,
-        }
+        """Evidence name -> its weight (the ``weight_*`` parameters)."""
+        return {evidence: getattr(self, name) for evidence, name in _WEIGHT_FIELDS.items()}
+
+
+#: Evidence name -> the config parameter that weighs it.
+_WEIGHT_FIELDS = {
+    "newPrincipal": "weight_new_principal", "newChanger": "weight_new_changer", "newNetwork": "weight_new_network",
+    "newTool": "weight_new_tool", "firstAdminGrant": "weight_first_admin", "otherUser": "weight_other_user",
+    "burst": "weight_burst",
+}  # fmt: skip
 
 
 def learning_end(ctx: UnitContext, config: ChangeConfig) -> datetime:
@@ -185,7 +186,7 @@ def score_changes(events: pl.LazyFrame, ctx: UnitContext, *, insight_type: str, 
         "eventTime", "principalId", "_net", "_asn", "_tool"
     ).collect()
     changes = changes.join(nets.collect(), on="sourceIpAddress", how="left")
-    first = _score(changes, theirs, theirs, changes, ctx, cfg, insight_type)
+    first = _score(changes, theirs, changes, ctx, cfg, insight_type)
     hits = first.filter(pl.col("unusual") & ~pl.col("allowlisted"))
     if hits.is_empty():
         return first
@@ -197,7 +198,7 @@ def score_changes(events: pl.LazyFrame, ctx: UnitContext, *, insight_type: str, 
     spans = _incident_spans(hits, cfg)
     clean_calls = theirs.join(_tainted(theirs, spans), on=["principalId", "eventTime"], how="anti")
     clean_changes = changes.join(_tainted(changes, spans), on=["principalId", "eventTime"], how="anti")
-    return _score(changes, theirs, clean_calls, clean_changes, ctx, cfg, insight_type)
+    return _score(changes, clean_calls, clean_changes, ctx, cfg, insight_type)
 
 
 def _incident_spans(hits: pl.DataFrame, cfg: ChangeConfig) -> pl.DataFrame:
@@ -208,7 +209,7 @@ def _incident_spans(hits: pl.DataFrame, cfg: ChangeConfig) -> pl.DataFrame:
         .sort("principalId", "eventTime")
         .with_columns((gap.is_null() | (gap >= quiet)).cum_sum().over("principalId").alias("_run"))
         .filter(pl.col("_run") == 1)
-        .group_by("principalId", "_run")
+        .group_by("principalId")
         .agg(
             (pl.col("eventTime").min() - timedelta(hours=cfg.novelty_hours)).alias("_from"),
             (pl.col("eventTime").max() + quiet).alias("_to"),
@@ -226,7 +227,7 @@ def _tainted(frame: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _score(changes: pl.DataFrame, calls: pl.DataFrame, history: pl.DataFrame, history_changes: pl.DataFrame,
+def _score(changes: pl.DataFrame, history: pl.DataFrame, history_changes: pl.DataFrame,
            ctx: UnitContext, cfg: ChangeConfig, insight_type: str) -> pl.DataFrame:  # fmt: skip
     """Score every change against ``history`` (calls) and ``history_changes`` (its changes)."""
     hist = history.lazy()
@@ -282,7 +283,7 @@ def _score(changes: pl.DataFrame, calls: pl.DataFrame, history: pl.DataFrame, hi
         "otherUser": pl.col("otherUser") if insight_type == "PasswordChangeInsight" else pl.lit(False),
         "burst": burst,
     }
-    weights = dict(zip(EVIDENCE, cfg.weights().values()))
+    weights = cfg.weights()
     score = pl.sum_horizontal([pl.when(evidence[k]).then(weights[k]).otherwise(0.0) for k in EVIDENCE])
     allowed = sorted(set(cfg.allowed_principals) | set(ctx.allowlist.principals))
     changes = changes.with_columns(**{k: v.fill_null(False) for k, v in evidence.items()}).with_columns(

@@ -162,7 +162,9 @@ class AkDetector(Detector):
             (pl.col("startTime") + timedelta(minutes=cfg.sustain_minutes - 1)).alias("firedAt"),
             pl.lit(_TYPE).alias("insightType"),
             pl.col("accessKeyId").alias("insightObject"),
-            pl.col("model").map_elements(_with_rule("rate"), return_dtype=pl.String).alias("model"),
+            # one dict per incident: name the rule beside the rate model's fields
+            pl.Series("model", [json.dumps({"rule": "rate", **json.loads(m)}, sort_keys=True) for m in inc["model"]],
+                      dtype=pl.String),
         )
         return conform_incidents(inc)
 
@@ -303,10 +305,3 @@ def _new_network_calls(
         .filter(pl.col("_new_network") & pl.col("_net").is_not_null())
         .collect()
     )
-
-
-def _with_rule(rule: str):
-    def add(model: str) -> str:
-        return json.dumps({"rule": rule, **json.loads(model)}, sort_keys=True)
-
-    return add
