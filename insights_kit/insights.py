@@ -180,12 +180,17 @@ def _incident_events(incident: dict, events: pl.DataFrame, *, account: str, regi
     per_minute = kind in RATE_TYPES or (kind == "AkInsight" and model.get("rule") == "rate")
     baseline_divisor = (baseline_minutes if per_minute else max(baseline_minutes / 1440, 1.0)) or 1.0
 
+    end_model = json.loads(incident["endModel"]) if incident.get("endModel") else model
+
     def details(state: str, statistics: dict, attribution: list) -> dict:
         detail: dict[str, Any] = {"state": state, "insightType": kind, "insightObject": incident["insightObject"]}
         for key in ("serviceName", "eventSource", "eventName", "errorCode", "sourceIpAddress"):
             if incident.get(key) is not None:
                 detail[key] = incident[key]
-        detail["insightContext"] = {"statistics": statistics, "attributions": attribution, "model": model}
+        detail["insightContext"] = {"statistics": statistics, "attributions": attribution,
+                                    "model": end_model if state == "End" else model}
+        if state == "End" and incident.get("endReason"):  # the Start cannot know it
+            detail["insightContext"]["endReason"] = incident["endReason"]
         return detail
 
     def event(state: str, when: datetime, statistics: dict, attribution: list) -> dict:

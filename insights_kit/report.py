@@ -368,8 +368,8 @@ def show_incident(ctx: RegionContext, inc: dict[str, Any]) -> None:
     details = event.get("insightDetails") or {}
     account = event.get("recipientAccountId")
     name = f"incident-{inc['number']:03d}"
-    if inc["insightType"] == "IpInsight":
-        _show_ip(ctx, inc, details, name)
+    if inc["insightType"] == "IpInsight":  # the End's dimensions cover the whole incident
+        _show_ip(ctx, inc, (inc["end"] or inc["start"]).get("insightDetails") or {}, name)
     elif inc["insightType"] in ("TrailConcealmentInsight", "PolicyChangeInsight", "PasswordChangeInsight", "AkInsight"):
         _show_related_calls(ctx, inc, details, name)
         if inc["insightType"] == "TrailConcealmentInsight":
@@ -490,7 +490,9 @@ def _show_ip(ctx: RegionContext, inc: dict[str, Any], details: dict, name: str) 
          for d in model.get("dimensions") or []],
         schema={"dimension": pl.String, "verdict": pl.String, "score": pl.Float64, "detail": pl.String},
     )
-    _display(_html(f"<h3>Heterogeneity score {esc(score)} (threshold {esc(threshold)})</h3>" + table_html(dims)))
+    scope = "over the whole incident" if inc["end"] is not None else "so far (the incident is open)"
+    _display(_html(f"<h3>Heterogeneity score {esc(score)} (threshold {esc(threshold)}), {scope}</h3>"
+                   + table_html(dims)))
     if dims.height:
         show_chart(ctx, charts.dimension_chart(model), f"{name}-dimensions")
 

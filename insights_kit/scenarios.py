@@ -735,6 +735,16 @@ def incident_events(
                                 {"eventName": api},
                                 f"{who} loops on {api} at ~{rate}/min for {minutes} min from its usual address",
                                 {"serviceName": "Ecs"}))
+        # 2 % of the loop's calls conflict: an error code new to the region at a call or two a
+        # minute for the whole loop is an error-rate change too, so a Start there is true
+        conflict = f"the loop's OperationConflict errors (~{rate * 0.02:.1f}/min for {minutes} min)"
+        labels += [
+            LabelSpec(f"{tag}-err", scenario, "may", "ApiErrorRateInsight", region, "OperationConflict", tag,
+                      {"errorCode": "OperationConflict"}, conflict, {"errorCode": "OperationConflict", "level": "errorCode"}),
+            LabelSpec(f"{tag}-api-err", scenario, "may", "ApiErrorRateInsight", region, api, tag,
+                      {"eventName": api, "errorCode": "OperationConflict"}, conflict,
+                      {"serviceName": "Ecs", "errorCode": "OperationConflict", "level": "api"}),
+        ]
     elif scenario == "throttling_storm":
         minutes = int(rng.integers(10, 31))
         rate = int(rng.integers(80, 161))

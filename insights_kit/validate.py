@@ -76,6 +76,18 @@ def check_rate_config(config: Any) -> None:
     check_range("end_quiet_minutes", config.end_quiet_minutes, low=1)
     check_range("prior_errors", config.prior_errors, low=0, low_open=True)
     check_range("prior_calls", config.prior_calls, low=0, low_open=True)
+    if hasattr(config, "scales"):
+        scales = tuple(config.scales)
+        if not scales or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 or 60 % w for w in scales):
+            raise ValueError(f"scales must be minutes that divide an hour (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60), got {list(scales)}")
+        if list(scales) != sorted(set(scales)):
+            raise ValueError(f"scales must be increasing without repeats, got {list(scales)}")
+        check_range("accept_after_hours", config.accept_after_hours, low=0, high=720)
+        check_range("mask_passes", config.mask_passes, low=0, high=10)
+        check_range("trim_allowance", config.trim_allowance, low=0, high=10)
+        check_range("history_max_factor", config.history_max_factor, low=0, high=100)
+        check_range("scale_learning_hours", config.scale_learning_hours, low=0, high=720)
+        check_range("scale_min_rate", config.scale_min_rate, low=0, high=1000)
     for share in ("dominant_share", "merge_share"):
         if hasattr(config, share):
             check_range(share, getattr(config, share), low=0, high=1)

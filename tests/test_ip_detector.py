@@ -310,3 +310,23 @@ def test_sans_new_ip_is_found_and_operator_is_not():
     assert all(address != "96.253.26.224" for address, _ in found)
     dims = dimensions(incidents.filter(pl.col("insightObject") == "3.238.12.183")["model"][0])
     assert dims["principal"]["verdict"] == "UNSEEN" and dims["network"]["verdict"] == "UNSEEN"
+
+
+def test_a_quiet_stranger_fires_and_the_end_judges_the_whole_incident():
+    """Four reads of alice's key, with her usual agent, from a never-seen network, ASN and country."""
+    start = DAY10 + timedelta(hours=11, minutes=4)
+    quiet = [ev(start + timedelta(minutes=12 * i), FOREIGN, "alice", OFFICE_UA, "DescribeInstances") for i in range(4)]
+    later = [ev(start + timedelta(minutes=50 + i), FOREIGN, "alice", OFFICE_UA, "DeleteInstance", "Write")
+             for i in range(6)]
+    incidents, _ = run(office_history() + quiet + later, data_end=DAY10 + timedelta(days=1))
+    assert starts(incidents) == [(FOREIGN, start)]
+    row = incidents.row(0, named=True)
+    model = json.loads(row["model"])
+    assert model["stranger"] and model["score"] >= 0.65 and row["firedAt"] == start
+    assert model["calls"] == 1  # the Start is what the first call showed
+    end = json.loads(row["endModel"])
+    assert end["calls"] == 10  # the End covers every call of the incident
+    assert dimensions(row["endModel"])["sensitiveApis"]["score"] > dimensions(row["model"])["sensitiveApis"]["score"]
+    # without the stranger rule, the same reads stay below the threshold
+    without, _ = run(office_history() + quiet, IpConfig(stranger_score=0.0))
+    assert without.height == 0

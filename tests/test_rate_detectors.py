@@ -93,7 +93,9 @@ def test_write_burst_after_quiet_week_gives_one_incident_with_statistics():
     assert (row["startAverage"], row["insightCount"], row["insightDuration"], row["insightAverage"]) == (20.0, 60, 3, 20.0)
     assert (row["baselineAverage"], row["baselineDuration"]) == (0.0, 7 * 1440)
     model = json.loads(row["model"])
-    assert set(model) == {"expected", "pValue", "dispersion", "ratio", "components"}
+    assert set(model) == {"expected", "pValue", "dispersion", "ratio", "components", "scale", "scales", "alpha",
+                          "windowCount", "windowExpected"}
+    assert model["scale"] == 1 and model["scales"] == [1, 5, 15, 60]
     assert model["expected"] == 0.05 and model["pValue"] < 1e-6 and model["ratio"] == 400.0
     assert set(model["components"]) == {"season", "recur", "recent"}
 

@@ -99,7 +99,43 @@ class RateConfig:
 
 
 @dataclass(frozen=True)
-class CallRateConfig(RateConfig):
+class ScaledRateConfig(RateConfig):
+    """The rate model tested at several time scales (:mod:`insights_kit.detectors._multiscale`).
+
+    Parameters
+    ----------
+    scales : tuple of int, default (1, 5, 15, 60)
+        Bucket widths in minutes (each divides 60). The false-alarm rate ``alpha_start`` is
+        split evenly across them.
+    accept_after_hours : float, default 6
+        An incident's minutes feed the baseline again only after this long: a level that
+        stays up longer becomes the new normal (0 disables the exclusion).
+    mask_passes : int, default 3
+        Passes of "find incidents, remove them from the baseline, score again" at most.
+    trim_allowance : float, default 0.5
+        Standard deviations per minute subtracted from the cumulative excess that places
+        ``startTime`` and the End (a CUSUM reference value).
+    history_max_factor : float, default 2.0
+        Above one minute, a start bucket must also exceed this many times the largest bucket
+        of its width in the baseline window, at any hour of day.
+    scale_learning_hours : int, default 48
+        Above one minute, no start before the baseline window holds this many hours.
+    scale_min_rate : float, default 0.5
+        Above one minute, a start bucket must hold at least this many calls per minute of its
+        width (and ``min_count``).
+    """
+
+    scales: tuple[int, ...] = (1, 5, 15, 60)
+    accept_after_hours: float = 6.0
+    mask_passes: int = 3
+    trim_allowance: float = 0.5
+    history_max_factor: float = 2.0
+    scale_learning_hours: int = 48
+    scale_min_rate: float = 0.5
+
+
+@dataclass(frozen=True)
+class CallRateConfig(ScaledRateConfig):
     """ApiCallRateInsight defaults: write events only, ``min_count`` 10."""
 
     min_count: int = 10
@@ -107,8 +143,8 @@ class CallRateConfig(RateConfig):
 
 
 @dataclass(frozen=True)
-class ErrorRateConfig(RateConfig):
-    """ApiErrorRateInsight defaults: read and write, ``min_count`` 5.
+class ErrorRateConfig(ScaledRateConfig):
+    """ApiErrorRateInsight defaults: read and write, ``min_count`` 5, ``scale_min_rate`` 0.2.
 
     Parameters
     ----------
@@ -122,6 +158,7 @@ class ErrorRateConfig(RateConfig):
     """
 
     min_count: int = 5
+    scale_min_rate: float = 0.2  # errors are rarer than calls: a denial every few minutes is a pattern
     code_level: bool = True
     dominant_share: float = 0.8
     merge_share: float = 0.8
@@ -278,6 +315,7 @@ def score_minutes(
     exposure: pl.LazyFrame | pl.DataFrame | None = None,
     exposure_keys: Sequence[str] = (),
     prefilter: bool = True,
+    block_minutes: int = 1,
 ) -> pl.DataFrame:
     """Expected count, p-value and hot/start flags for the ``query`` minutes of each series.
 
@@ -301,12 +339,17 @@ def score_minutes(
         Keys linking a series to its exposure (empty: one unit-wide exposure series).
     prefilter : bool, default True
         Drop minutes that cannot be hot (the detector); False evaluates every query row.
+    block_minutes : int, default 1
+        Width of the time buckets in ``counts`` and ``query`` (their ``minute`` column holds
+        each bucket's start, aligned to the hour): every mean and variance is then per bucket.
+        ``config.min_expected`` is per bucket too (the multi-scale caller scales it).
 
     Returns
     -------
     pl.DataFrame
         ``_sid, keys..., minute, count, expected, pValue, dispersion, ratio, season, recur,
-        recent, baselineAverage, baselineDuration, upper, hot, start`` (+ ``calls``).
+        recent, baselineAverage, baselineDuration, upper, hot, start`` (+ ``calls, p_base``).
+        ``baselineDuration`` stays in minutes.
 
     Examples
     --------
@@ -327,8 +370,12 @@ def score_minutes(
     tz = config.timezone
     qh = with_local_calendar(q.lazy().select("_sid", pl.col("minute").dt.truncate("1h").alias("H")).unique(),
                              time_col="H", timezone=tz, prefix="q").rename({"qweekend": "qwe"})
-    calendar = hour_calendar(data_start, q["minute"].max() + timedelta(minutes=1), timezone=tz)
+    calendar = hour_calendar(data_start, q["minute"].max() + timedelta(minutes=block_minutes), timezone=tz)
+    if block_minutes > 1:  # observed buckets per hour (a partial first hour counts a partial bucket)
+        calendar = calendar.with_columns(pl.col("minutes") / block_minutes)
     comps = _hour_components(qh, hourly_sums(hist.lazy(), by=["_sid"], timezone=tz), calendar, config)
+    if block_minutes > 1:
+        comps = comps.with_columns((pl.col("baselineDuration") * block_minutes).round().cast(pl.Int64))
     comps = comps.with_columns(pl.max_horizontal("season", "recent", pl.lit(config.min_expected)).alias("_lam1"))
     comps = comps.collect()
     comps = comps.with_columns(pl.Series("_up1", _upper(comps["_lam1"].to_numpy(), comps["dispersion"].to_numpy(),
@@ -341,6 +388,7 @@ def score_minutes(
         comps = _with_exposure_window(comps.filter(pl.col("_sid").is_in(rows["_sid"].unique().implode())), dim,
                                       exposure, list(exposure_keys), config)
         rows = rows.join(comps.select("_sid", "H", "p_base"), on=["_sid", "H"], how="left")
+        rows = rows.with_columns(pl.col("p_base").fill_null(config.prior_errors / config.prior_calls))
         rows = _with_exposure_minute(rows, dim, exposure, list(exposure_keys))
         lam = pl.max_horizontal(lam, pl.col("p_base") * pl.col("calls"))
     rows = rows.join(_recur(rows, hist, data_start=data_start, config=config), on=["_sid", "minute"], how="left")
@@ -355,14 +403,14 @@ def score_minutes(
         (pl.col("hot") & (pl.col("pValue") <= config.alpha_start) & (pl.col("count") >= config.min_count)
          & (pl.col("count") >= config.min_ratio * pl.col("expected"))).alias("start")
     )
-    cols = out_schema_cols + (["calls"] if exposure is not None else [])
+    cols = out_schema_cols + (["calls", "p_base"] if exposure is not None else [])
     return rows.join(dim, on="_sid", how="left").select(cols).sort("_sid", "minute")
 
 
 def _empty_scored(dim: pl.DataFrame, cols: list[str], *, with_calls: bool) -> pl.DataFrame:
     types = {"_sid": pl.UInt32, "minute": UTC_DATETIME, "count": pl.Int64, "baselineDuration": pl.Int64,
              "upper": pl.Int64, "hot": pl.Boolean, "start": pl.Boolean, "calls": pl.Int64}
-    schema = {c: types.get(c, dim.schema.get(c, pl.Float64)) for c in cols + (["calls"] if with_calls else [])}
+    schema = {c: types.get(c, dim.schema.get(c, pl.Float64)) for c in cols + (["calls", "p_base"] if with_calls else [])}
     return pl.DataFrame(schema=schema)
 
 
@@ -375,9 +423,9 @@ def _exposure_ids(dim: pl.DataFrame, exposure: pl.LazyFrame | pl.DataFrame, exp_
     means one unit-wide exposure series (``_eid = 0``) shared by all.
     """
     need = dim.filter(pl.col("_sid").is_in(sids.implode()))
-    if not exp_keys:
-        return need.select("_sid", pl.lit(0, pl.UInt32).alias("_eid")), exposure.lazy().select(
-            pl.lit(0, pl.UInt32).alias("_eid"), "minute", "count")
+    if not exp_keys:  # rolled up here too: a caller may pass bucketed minutes with several rows each
+        return need.select("_sid", pl.lit(0, pl.UInt32).alias("_eid")), exposure.lazy().group_by(
+            pl.lit(0, pl.UInt32).alias("_eid"), "minute").agg(pl.col("count").sum())
     exp = exposure.lazy().join(need.lazy().select("_sid", *exp_keys), on=exp_keys, how="inner", nulls_equal=True)
     exp = exp.group_by(pl.col("_sid").alias("_eid"), "minute").agg(pl.col("count").sum())  # raw rows allowed
     return need.select("_sid", pl.col("_sid").alias("_eid")), exp

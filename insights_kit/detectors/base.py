@@ -36,6 +36,8 @@ INCIDENT_SCHEMA: dict[str, pl.DataType] = {
     "insightCount": pl.Int64(),
     "firedAt": UTC_DATETIME,
     "model": pl.String(),
+    "endReason": pl.String(),  # why the End came (rate types); null while open
+    "endModel": pl.String(),  # the model over the whole incident, for the End (IpInsight); null: ``model``
 }
 
 

@@ -2,7 +2,8 @@
 
 Series: write events (``eventRW == "Write"``, as CloudTrail Insights does) per
 (serviceName, eventSource, eventName), counted per minute; insightObject = eventName.
-The seasonal count model and the Start/End rules live in :mod:`insights_kit.detectors._rate`.
+The seasonal count model lives in :mod:`insights_kit.detectors._rate`, its tests at several
+time scales and the Start/End rules in :mod:`insights_kit.detectors._multiscale`.
 Only rates above the baseline raise an insight (below-baseline insights are not emitted).
 
 Examples
@@ -17,13 +18,8 @@ from typing import ClassVar
 
 import polars as pl
 
-from insights_kit.detectors._rate import (
-    API_KEYS,
-    CallRateConfig,
-    score_minutes,
-    segment_incidents,
-    select_events,
-)
+from insights_kit.detectors._multiscale import rate_incidents
+from insights_kit.detectors._rate import API_KEYS, CallRateConfig, select_events
 from insights_kit.detectors.base import Detector, UnitContext, conform_incidents
 from insights_kit.features import minute_counts
 
@@ -49,9 +45,10 @@ class CallRateDetector(Detector):
         cfg = self.config
         ev = select_events(events, cfg).filter(pl.col("eventTime") < ctx.data_end)
         counts = minute_counts(ev, by=API_KEYS).collect()
-        scored = score_minutes(counts, counts, keys=API_KEYS, data_start=ctx.data_start, config=cfg)
-        inc = segment_incidents(scored, counts, keys=API_KEYS, config=cfg, data_end=ctx.data_end,
-                                learning_end=ctx.learning_end, counters=ctx.counters)
+        inc = rate_incidents(counts, keys=API_KEYS, data_start=ctx.data_start, data_end=ctx.data_end,
+                             learning_end=ctx.learning_end, config=cfg, counters=ctx.counters)
+        if inc.is_empty():
+            return conform_incidents(inc.with_columns(pl.lit(None).alias("insightType")))
         inc = inc.with_columns(pl.lit(self.insight_type).alias("insightType"),
                                pl.col("eventName").alias("insightObject"))
         return conform_incidents(inc).sort("startTime", "insightObject", "serviceName", "eventSource", nulls_last=True)

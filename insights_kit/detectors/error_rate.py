@@ -23,14 +23,10 @@ from typing import ClassVar
 
 import polars as pl
 
-from insights_kit.detectors._rate import (
-    API_KEYS,
-    ErrorRateConfig,
-    score_minutes,
-    segment_incidents,
-    select_events,
-)
+from insights_kit.detectors._multiscale import rate_incidents
+from insights_kit.detectors._rate import API_KEYS, ErrorRateConfig, select_events
 from insights_kit.detectors.base import Detector, UnitContext, conform_incidents
+from insights_kit.schema import UTC_DATETIME
 
 __all__ = ["ErrorRateConfig", "ErrorRateDetector"]
 
@@ -61,24 +57,32 @@ class ErrorRateDetector(Detector):
         roll = lambda f, by: f.group_by(*by, "minute").agg(pl.col("count").sum())  # noqa: E731
         api_errors = roll(errors, API_KEYS)
         api_calls = slim.lazy().select(*API_KEYS, "minute", pl.lit(1, pl.Int64).alias("count"))
-        common = dict(data_end=ctx.data_end, learning_end=ctx.learning_end, counters=ctx.counters, config=cfg)
-        scored = score_minutes(api_errors, api_errors, keys=API_KEYS, data_start=ctx.data_start, config=cfg,
-                               exposure=api_calls, exposure_keys=API_KEYS)
-        api = segment_incidents(scored, api_errors, keys=API_KEYS, **common)
+        common = dict(data_start=ctx.data_start, data_end=ctx.data_end, learning_end=ctx.learning_end,
+                      counters=ctx.counters, config=cfg)
+        api = _or_empty(rate_incidents(api_errors, keys=API_KEYS, exposure=api_calls, exposure_keys=API_KEYS,
+                                       **common), API_KEYS)
         api = _with_dominant_code(api, errors, cfg.dominant_share).with_columns(pl.col("eventName").alias("insightObject"))
         out = [api]
         if cfg.code_level:
             code_errors = roll(errors, ["errorCode"])
             unit_calls = slim.lazy().group_by("minute").agg(pl.len().cast(pl.Int64).alias("count"))
-            scored = score_minutes(code_errors, code_errors, keys=["errorCode"], data_start=ctx.data_start,
-                                   config=cfg, exposure=unit_calls, exposure_keys=[])
-            code = segment_incidents(scored, code_errors, keys=["errorCode"], **common)
+            code = _or_empty(rate_incidents(code_errors, keys=["errorCode"], exposure=unit_calls, exposure_keys=[],
+                                            **common), ["errorCode"])
             kept = _drop_described(code, api, errors, cfg.merge_share)
             ctx.counters["merged"] = ctx.counters.get("merged", 0) + code.height - kept.height
             out.append(kept.with_columns(pl.col("errorCode").alias("insightObject")))
         inc = pl.concat([conform_incidents(f.with_columns(pl.lit(self.insight_type).alias("insightType")))
                          for f in out])
         return inc.sort("startTime", "insightObject", "serviceName", "eventSource", "errorCode", nulls_last=True)
+
+
+def _or_empty(inc: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """An empty result with the columns the merging steps read."""
+    if inc.height:
+        return inc
+    schema = {**{k: pl.String for k in keys}, "_run": pl.UInt32, "startTime": UTC_DATETIME, "_stop": UTC_DATETIME,
+              "insightCount": pl.Int64}
+    return pl.DataFrame(schema=schema)
 
 
 def _with_dominant_code(inc: pl.DataFrame, errors: pl.DataFrame, share: float) -> pl.DataFrame:

@@ -171,6 +171,12 @@ class IpConfig:
         :data:`~insights_kit.detectors.ip_features.DEFAULT_SENSITIVE_PATTERNS`); strings only.
     sensitive_write, sensitive_read, plain_write : float, default 1.0, 0.4, 0.1
         Per-call sensitivity of a sensitive write, a sensitive read, another write (>= 0).
+    stranger_score : float, default 0.65
+        Score floor of a *stranger*: an address whose network, ASN and country are all UNSEEN
+        in the window, used by a principal known in the region (GuardDuty's new-geography
+        finding: one call is enough); 0 disables it.
+        A new address in a known /24, ASN or country, or a private address, is never a
+        stranger. In [0, 1].
 
     Examples
     --------
@@ -206,6 +212,7 @@ class IpConfig:
     sensitive_write: float = 1.0
     sensitive_read: float = 0.4
     plain_write: float = 0.1
+    stranger_score: float = 0.65
 
     def __post_init__(self) -> None:
         # Imported here: the checks are the config layer's, this module only declares ranges.
@@ -218,7 +225,8 @@ class IpConfig:
             check_range("n_jobs", self.n_jobs, low=1)
         check_range("seed", self.seed, low=0, high=2**32 - 1)
         check_range("established_hours", self.established_hours, low=0, high=24)
-        for name in ("threshold", "if_weight", "frequent_share", "infrequent_share", "quiet_hour_share"):
+        for name in ("threshold", "if_weight", "frequent_share", "infrequent_share", "quiet_hour_share",
+                     "stranger_score"):
             check_range(name, getattr(self, name), low=0.0, high=1.0)
         if self.infrequent_share > self.frequent_share:
             raise ValueError(f"infrequent_share must be <= frequent_share ({self.frequent_share}), "
@@ -275,6 +283,7 @@ class IpDetector(Detector):
 
     def __init__(self, config: IpConfig | None = None) -> None:
         super().__init__(config or IpConfig())
+        self._scored = self._scored_learning = pl.DataFrame()
 
     # ------------------------------------------------------------------ helpers
     def _weighted_mean(self) -> pl.Expr:
@@ -327,6 +336,7 @@ class IpDetector(Detector):
     def detect(self, events: pl.LazyFrame, ctx: UnitContext) -> pl.DataFrame:
         cfg = self.config
         h = cfg.history_days
+        self._scored = self._scored_learning = pl.DataFrame()  # this unit's scored minutes
         for name in ("suppressed", "withheld", "released"):
             ctx.counters.setdefault(name, 0)
         data_end = ctx.data_end
@@ -467,7 +477,21 @@ class IpDetector(Detector):
             .otherwise(pl.col("weightedMean"))
             .alias("score")
         )
-        return self._first_crossing(scored.rename({"ctxKey": "day"}).with_columns(pl.lit(False).alias("learning")))
+        scored = self._with_stranger(scored).rename({"ctxKey": "day"}).with_columns(pl.lit(False).alias("learning"))
+        self._scored = scored  # the End reads the dimensions over the whole incident from it
+        return self._first_crossing(scored)
+
+    def _with_stranger(self, scored: pl.DataFrame) -> pl.DataFrame:
+        """Floor the score of a never-seen network, ASN and country at ``stranger_score``."""
+        # a principal new to the region is judged by the weighted mean: its usual office seen
+        # for the first time in another region is not a stranger (history is per region)
+        stranger = ((pl.col("network") >= 1.0) & (pl.col("asn") >= 1.0) & (pl.col("country") >= 1.0)
+                    & (pl.col("principal") < 1.0))
+        return scored.with_columns(
+            stranger.alias("stranger"),
+            pl.when(stranger).then(pl.max_horizontal("score", pl.lit(self.config.stranger_score)))
+            .otherwise(pl.col("score")).alias("score"),
+        )
 
     def _first_crossing(self, scored: pl.DataFrame) -> pl.DataFrame:
         return (
@@ -529,9 +553,23 @@ class IpDetector(Detector):
             )
             .collect()
         )
+        scored = self._with_stranger(scored)
+        self._scored_learning = scored
         return self._first_crossing(scored)
 
     # ------------------------------------------------------------------ incidents
+    def _model(self, row: dict) -> dict:
+        return {
+            "score": _round6(row["score"]),
+            "threshold": self.config.threshold,
+            "weightedMean": _round6(row["weightedMean"]),
+            "isolationForest": _round6(row["isolationForest"]),
+            "trainingProfiles": int(row["trainingProfiles"]),
+            "stranger": bool(row.get("stranger")),
+            "calls": int(row["calls"]),
+            "dimensions": [{**d, "score": _round6(d["score"])} for d in explain(row)],
+        }
+
     def _incidents(self, fired: pl.DataFrame, cand_rows: pl.DataFrame, ctx: UnitContext) -> pl.DataFrame:
         cfg = self.config
         if fired.height == 0:
@@ -566,14 +604,13 @@ class IpDetector(Detector):
                 window_start, window_end = ctx.data_start, ctx.learning_end  # leave-one-out history
             else:
                 window_end = day_start(row["day"])
-            model = {
-                "score": _round6(row["score"]),
-                "threshold": cfg.threshold,
-                "weightedMean": _round6(row["weightedMean"]),
-                "isolationForest": _round6(row["isolationForest"]),
-                "trainingProfiles": int(row["trainingProfiles"]),
-                "dimensions": [{**d, "score": _round6(d["score"])} for d in explain(row)],
-            }
+            model = self._model(row)
+            end_model = None
+            if end is not None:  # the dimensions over the whole incident (the Start's stay causal)
+                scored = self._scored_learning if row["learning"] else self._scored
+                last = (scored.filter((pl.col("day") == row["day"]) & (pl.col("address") == row["address"])
+                                      & (pl.col("minute") < end)).sort("minute").tail(1))
+                end_model = self._model(last.row(0, named=True)) if last.height else model
             out.append(
                 {
                     "insightType": self.insight_type,
@@ -590,6 +627,7 @@ class IpDetector(Detector):
                     "insightCount": count,
                     "firedAt": fired_at,
                     "model": json.dumps(model, sort_keys=True),
+                    "endModel": None if end_model is None else json.dumps(end_model, sort_keys=True),
                 }
             )
         frame = pl.DataFrame(out, schema_overrides={"startTime": UTC_DATETIME, "endTime": UTC_DATETIME, "firedAt": UTC_DATETIME})
