@@ -15,7 +15,8 @@ a miss is not counted in recall. Times are
 
 Rules
 -----
-Only **Start** events count (an End adds nothing an evaluation could check); Starts of another
+Only **Start** events count for detection and precision (Ends are only read for the End lag and
+count error of ``ends``, below); Starts of another
 account than ``labels["account"]`` or outside ``[labels.start − tol, labels.end + tol]`` are
 ignored, so a store holding other data can be scored.
 
@@ -43,6 +44,25 @@ ignored, so a store holding other data can be scored.
 
 Everything is computed per insight type and overall; lists are sorted, so the same inputs give
 the same dict (and the same JSON).
+
+Kinds, intensity and Ends
+-------------------------
+Over the expect-"insight" labels, :func:`outcomes` gives one row per label and
+:func:`summarize_outcomes` turns rows (of one run or pooled over runs) into:
+
+* ``by_scenario``: per scenario kind, recall and Start delays, and the End figures below.
+* ``by_intensity``: per scenario kind, label type and intensity measure, recall per **fixed**
+  bin of the label's primary intensity (:data:`INTENSITY_BINS`, so figures compare across
+  runs). Labels carry ``intensity`` (:mod:`insights_kit.stealth`): the measure is ``calls``
+  for ``quiet_stranger`` and ``multi_api_probe``, ``error_share`` for ``error_creep``, and for
+  the rate kinds ``rate_ratio`` = rate_per_minute / max(baseline_per_minute,
+  :data:`BASELINE_FLOOR_PER_MINUTE`) when the baseline is known, ``rate_per_minute`` when not.
+  Labels without ``intensity`` are left out of it.
+* ``ends``: for detected labels whose detecting Start has an End (same ``sharedEventId``),
+  the **End lag** (End eventTime − label end, minutes: how long the insight stays open after
+  the activity's last event) and the **count error** ((End insightCount − labelled count) /
+  labelled count; the labelled count is ``intensity.errors`` for ApiErrorRateInsight labels
+  that have it, else ``intensity.calls``, else the label's ``events``).
 
 Examples
 --------
@@ -105,6 +125,34 @@ START_SCHEMA: dict[str, pl.DataType] = {
 }
 
 _REQUIRED_LABEL_KEYS = ("id", "expect", "region", "start", "end")
+
+#: Upper bin edges of each intensity measure; a value ``v`` is in bin ``[lo, hi)``.
+INTENSITY_BINS: dict[str, tuple[float, ...]] = {
+    "rate_ratio": (3.0, 10.0, 30.0, 100.0, 300.0),
+    "rate_per_minute": (1.0, 3.0, 10.0, 30.0, 100.0),
+    "calls": (5.0, 10.0, 15.0, 20.0),
+    "error_share": (0.2, 0.3, 0.4),
+}
+#: The measure of a kind whose primary intensity is not its rate.
+PRIMARY_MEASURE: dict[str, str] = {"quiet_stranger": "calls", "multi_api_probe": "calls", "error_creep": "error_share"}
+#: A rate relative to an idle series (baseline 0) is meaningless: baselines below this are
+#: raised to it (the rate detectors' default ``min_expected``, calls per minute).
+BASELINE_FLOOR_PER_MINUTE = 0.05
+
+#: Columns of :func:`outcomes` (one row per expect-"insight" label).
+OUTCOME_SCHEMA: dict[str, pl.DataType] = {
+    "id": pl.String(),
+    "scenario": pl.String(),
+    "type": pl.String(),
+    "detected": pl.Boolean(),
+    "delayMinutes": pl.Float64(),
+    "measure": pl.String(),  # null: the label has no intensity
+    "intensity": pl.Float64(),
+    "bin": pl.String(),
+    "hasEnd": pl.Boolean(),
+    "endLagMinutes": pl.Float64(),
+    "countError": pl.Float64(),
+}
 
 
 def _time(value: Any) -> datetime | None:
@@ -382,6 +430,163 @@ def _metrics(matched: pl.DataFrame, classified: pl.DataFrame, *, regions: int, w
     }
 
 
+def primary_intensity(scenario: str | None, intensity: dict | None) -> tuple[str, float] | None:
+    """The (measure, value) a label is binned on, or None without intensity.
+
+    Examples
+    --------
+    >>> primary_intensity("slow_runaway", {"rate_per_minute": 6.0, "baseline_per_minute": 0.0})
+    ('rate_ratio', 120.0)
+    >>> primary_intensity("quiet_stranger", {"calls": 7, "rate_per_minute": 0.2})
+    ('calls', 7.0)
+    """
+    if not intensity:
+        return None
+    measure = PRIMARY_MEASURE.get(scenario or "")
+    if measure is not None and intensity.get(measure) is not None:
+        return measure, float(intensity[measure])
+    rate = intensity.get("rate_per_minute")
+    if rate is None:
+        return None
+    base = intensity.get("baseline_per_minute")
+    if base is None:
+        return "rate_per_minute", float(rate)
+    return "rate_ratio", float(rate) / max(float(base), BASELINE_FLOOR_PER_MINUTE)
+
+
+def bin_labels(measure: str) -> list[tuple[str, float | None, float | None]]:
+    """The bins of ``measure`` in order: (label, lo, hi), open-ended at both ends.
+
+    >>> [b[0] for b in bin_labels("error_share")]
+    ['<0.2', '0.2-0.3', '0.3-0.4', '>=0.4']
+    """
+    edges = INTENSITY_BINS[measure]
+    text = [f"{e:g}" for e in edges]
+    bins = [(f"<{text[0]}", None, edges[0])]
+    bins += [(f"{a}-{b}", lo, hi) for a, b, lo, hi in zip(text, text[1:], edges, edges[1:], strict=False)]
+    return bins + [(f">={text[-1]}", edges[-1], None)]
+
+
+def _bin_of(measure: str, value: float) -> str:
+    edges = INTENSITY_BINS[measure]
+    return bin_labels(measure)[sum(value >= e for e in edges)][0]
+
+
+def _reference_count(item: dict) -> float | None:
+    intensity = item.get("intensity") or {}
+    if item.get("type") == "ApiErrorRateInsight" and intensity.get("errors") is not None:
+        return float(intensity["errors"])
+    value = intensity.get("calls", item.get("events"))
+    return None if value is None else float(value)
+
+
+def _outcomes(matched: pl.DataFrame, insights: pl.DataFrame, labels: dict) -> pl.DataFrame:
+    rows = []
+    for item in labels.get("incidents", []):
+        primary = primary_intensity(item.get("scenario"), item.get("intensity"))
+        rows.append({
+            "id": str(item["id"]),
+            "measure": primary[0] if primary else None,
+            "intensity": primary[1] if primary else None,
+            "bin": _bin_of(*primary) if primary else None,
+            "reference": _reference_count(item),
+        })
+    extra = pl.DataFrame(rows, schema={"id": pl.String, "measure": pl.String, "intensity": pl.Float64,
+                                       "bin": pl.String, "reference": pl.Float64})
+    real = matched.filter(pl.col("expect") == "insight").join(extra, on="id", how="left")
+    if {"sharedEventId", "state"} <= set(insights.columns):
+        counts = pl.col("insightCount") if "insightCount" in insights.columns else pl.lit(None, pl.Int64)
+        shared = insights.select(pl.col("eventId").cast(pl.String), pl.col("sharedEventId").cast(pl.String))
+        shared = shared.unique("eventId")
+        ends = (
+            insights.filter(pl.col("state") == "End")
+            .select(pl.col("sharedEventId").cast(pl.String), pl.col("eventTime").cast(UTC_DATETIME).alias("_endTime"),
+                    counts.cast(pl.Float64).alias("_count"))
+            .sort("_endTime").unique("sharedEventId", keep="first")
+        )
+        real = real.join(shared, on="eventId", how="left").join(ends, on="sharedEventId", how="left")
+    else:
+        real = real.with_columns(_endTime=pl.lit(None, UTC_DATETIME), _count=pl.lit(None, pl.Float64))
+    has_end = pl.col("detected") & pl.col("_endTime").is_not_null()
+    return real.select(
+        "id", "scenario", "type", "detected", "delayMinutes", "measure", "intensity", "bin",
+        has_end.alias("hasEnd"),
+        pl.when(has_end).then((pl.col("_endTime") - pl.col("end")).dt.total_seconds() / 60).alias("endLagMinutes"),
+        pl.when(has_end & (pl.col("reference") > 0))
+        .then((pl.col("_count") - pl.col("reference")) / pl.col("reference")).alias("countError"),
+    ).cast(OUTCOME_SCHEMA).sort("id")
+
+
+def outcomes(insights: pl.DataFrame, labels: dict, *, tolerance_minutes: int = 10) -> pl.DataFrame:
+    """One row per expect-"insight" label: detected, delay, intensity bin, End lag, count error.
+
+    Columns are :data:`OUTCOME_SCHEMA`, sorted by id. Rows of several runs can be
+    concatenated and given to :func:`summarize_outcomes` (pooled figures).
+
+    Examples
+    --------
+    >>> empty = pl.DataFrame(schema={"eventId": pl.String, "eventTime": pl.Datetime("us", "UTC"),
+    ...     "acsRegion": pl.String, "insightType": pl.String, "insightObject": pl.String})
+    >>> lab = {"incidents": [{"id": "a", "scenario": "quiet_stranger", "expect": "insight", "type": "IpInsight",
+    ...     "region": "r", "object": "1.2.3.4", "start": "2025-03-06T21:00:00Z", "end": "2025-03-06T21:30:00Z",
+    ...     "intensity": {"calls": 4}}]}
+    >>> outcomes(empty, lab).select("detected", "measure", "bin").row(0)
+    (False, 'calls', '<5')
+    """
+    return _outcomes(match(insights, labels, tolerance_minutes=tolerance_minutes), insights, labels)
+
+
+def _end_stats(rows: pl.DataFrame) -> dict:
+    ended = rows.filter(pl.col("hasEnd"))
+    lag, err = ended["endLagMinutes"], ended["countError"].drop_nulls()
+    return {
+        "matched": int(rows["detected"].sum() or 0),
+        "with_end": ended.height,
+        "mean_end_lag": _round(lag.mean()) if lag.len() else None,
+        "max_end_lag": _round(lag.max()) if lag.len() else None,
+        "mean_count_error": _round(err.mean()) if err.len() else None,
+        "mean_abs_count_error": _round(err.abs().mean()) if err.len() else None,
+    }
+
+
+def _recall(rows: pl.DataFrame) -> dict:
+    detected = int(rows["detected"].sum() or 0)
+    delays = rows["delayMinutes"].drop_nulls()
+    return {
+        "labelled": rows.height,
+        "detected": detected,
+        "recall": _round(detected / rows.height) if rows.height else None,
+        "mean_delay": _round(delays.mean()) if delays.len() else None,
+        "max_delay": _round(delays.max()) if delays.len() else None,
+    }
+
+
+def summarize_outcomes(rows: pl.DataFrame) -> dict:
+    """``by_scenario``, ``by_intensity`` and ``ends`` (see the module docstring) of :func:`outcomes` rows.
+
+    ``by_intensity[kind][type][measure]`` lists every bin of the measure, empty ones too
+    (``labelled`` 0, ``recall`` None), so tables of different runs line up.
+    """
+    by_scenario = {
+        kind: {**_recall(group), **_end_stats(group)}
+        for kind, group in sorted(
+            ((k, rows.filter(pl.col("scenario").eq_missing(k))) for k in rows["scenario"].unique().to_list()),
+            key=lambda kv: str(kv[0]),
+        )
+    }
+    by_intensity: dict[str, dict] = {}
+    graded = rows.filter(pl.col("measure").is_not_null())
+    for (kind, type_, measure), group in sorted(graded.group_by("scenario", "type", "measure"), key=lambda kv: kv[0]):
+        bins = []
+        for name, lo, hi in bin_labels(measure):
+            in_bin = group.filter(pl.col("bin") == name)
+            bins.append({"bin": name, "lo": lo, "hi": hi, **_recall(in_bin)})
+        by_intensity.setdefault(kind, {}).setdefault(type_, {})[measure] = bins
+    types = sorted(rows["type"].drop_nulls().unique().to_list())
+    ends = {"overall": _end_stats(rows), "by_type": {t: _end_stats(rows.filter(pl.col("type") == t)) for t in types}}
+    return {"by_scenario": by_scenario, "by_intensity": by_intensity, "ends": ends}
+
+
 def score(insights: pl.DataFrame, labels: dict, *, tolerance_minutes: int = 10) -> dict:
     """Recall, precision, delays and false-alarm rates, per insight type and overall.
 
@@ -389,7 +594,8 @@ def score(insights: pl.DataFrame, labels: dict, *, tolerance_minutes: int = 10) 
     -------
     dict
         ``{"tolerance_minutes", "weeks", "regions", "overall": {...}, "by_type": {type: {...}},
-        "false_starts_by_region": {region: n}, "false_starts_per_region_week": {region: rate}}``.
+        "false_starts_by_region": {region: n}, "false_starts_per_region_week": {region: rate},
+        "by_scenario", "by_intensity", "ends"}`` (the last three: :func:`summarize_outcomes`).
         ``overall`` and each ``by_type`` entry hold ``labelled``, ``detected``, ``recall``,
         ``starts``, ``true_starts``, ``false_starts``, ``precision``, ``f1``, ``mean_delay`` and
         ``max_delay`` (minutes), ``false_starts_per_region_week`` (false Starts / (regions ×
@@ -438,4 +644,5 @@ def score(insights: pl.DataFrame, labels: dict, *, tolerance_minutes: int = 10) 
         "by_type": by_type,
         "false_starts_by_region": by_region,
         "false_starts_per_region_week": {r: (_round(n / weeks) if weeks else None) for r, n in by_region.items()},
+        **summarize_outcomes(_outcomes(matched, insights, labels)),
     }

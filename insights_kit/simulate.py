@@ -18,7 +18,8 @@ How events are made (no Python loop per event):
    negative-binomial (over-dispersed like real traffic). Counts per minute are drawn for a
    whole (series x 1440 minutes) matrix at once and expanded with ``np.repeat``.
 2. Scripted episodes (nightly jobs, dashboard bursts, identity look-alikes, incidents and
-   identity incidents) come from :mod:`insights_kit.scenarios` as small frames.
+   identity incidents) come from :mod:`insights_kit.scenarios` as small frames; with
+   ``stealth=True``, the graded stealth incidents of :mod:`insights_kit.stealth` too.
 3. A day's rows are serialised to JSON Lines with Polars string expressions, cut into one
    file per region and ``file_minutes`` window (split above :data:`MAX_EVENTS_PER_FILE`),
    gzipped with ``mtime=0`` and named with their count, size and md5.
@@ -56,6 +57,7 @@ import numpy as np
 import polars as pl
 
 from insights_kit import scenarios as sc
+from insights_kit import stealth as st
 from insights_kit.scenarios import Account, Channel, LabelSpec, Pick
 
 #: Files hold one region's events of one ``file_minutes`` window; busier windows are split
@@ -514,6 +516,7 @@ def simulate(
     start: date = date(2025, 3, 3),
     file_minutes: int = 5,
     progress: bool | None = None,
+    stealth: bool = False,
 ) -> SimulationResult:
     """Simulate ``days`` days of one account's management events into ``out``.
 
@@ -535,6 +538,10 @@ def simulate(
         Width of a delivery file's window.
     progress
         Show a progress bar over days (default: when stderr is a terminal).
+    stealth
+        Add the graded stealth incidents of :mod:`insights_kit.stealth` (one a night from
+        day 3; off by default: many are meant to be too weak to find, so they belong in
+        detection-power benchmarks, not in runs whose every incident must be found).
 
     Returns
     -------
@@ -562,6 +569,7 @@ def simulate(
     plan = sc.incident_plan(seed, days - 1) if days >= sc.MIN_DAYS_FOR_INCIDENTS else []
     # a plan of its own (own seed streams): the incident plan above is the same with or without it
     id_plan = sc.identity_plan(seed, days - 1, account) if days >= sc.MIN_DAYS_FOR_INCIDENTS else []
+    stealth_plan = st.stealth_plan(seed, days - 1, account) if stealth and days >= sc.MIN_DAYS_FOR_INCIDENTS else []
     labeller = _Labeller(account, start_weekday)
     channel_index = {key: i for i, key in enumerate(account.channels)}
     show = sys.stderr.isatty() if progress is None else progress
@@ -616,6 +624,11 @@ def simulate(
                 frame, labels = sc.identity_events(slot, account, day_start)
                 frames.append(frame)
                 specs += labels
+            # after every other episode of the day: its baselines are measured on their background
+            for slot in (s for s in stealth_plan if s.day == d):
+                frame, labels = st.stealth_events(slot, account, day_start, keys.get(slot.actor), pl.concat(frames))
+                frames.append(frame)
+                specs += labels
             day = render(pl.concat(frames), api_table, account.account_id, np.random.default_rng([seed, 6, d]))
             # at most one day in flight: its files are compressed while the next day is generated
             _finish(pending)
@@ -643,6 +656,8 @@ def simulate(
         "duplicates": duplicates,
         "records": events + duplicates,
         "files": files,
+        # only when asked for: labels of runs without it stay byte for byte as they were
+        **({"stealth": True} if stealth_plan else {}),
         "incidents": labeller.entries(),
     }
     if not plan:
@@ -665,9 +680,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", type=date.fromisoformat, default=date(2025, 3, 3))
     parser.add_argument("--file-minutes", type=int, default=5)
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--stealth", action="store_true", help="add the graded stealth incidents")
     args = parser.parse_args(argv)
     result = simulate(args.out, days=args.days, seed=args.seed, scale=args.scale, start=args.start,
-                      file_minutes=args.file_minutes, progress=args.progress)
+                      file_minutes=args.file_minutes, progress=args.progress, stealth=args.stealth)
     print(f"wrote {result.events} events in {result.files} files to {result.out}; labels: {result.labels_path}")
     return 0
 

@@ -234,3 +234,98 @@ def test_load_labels_needs_incidents(tmp_path):
     path.write_text("[]")
     with pytest.raises(ValueError, match="incidents"):
         evaluate.load_labels(Path(path))
+
+
+def _graded(id, scenario, kind, obj, start, end, intensity, expect="insight"):
+    return {**label(id, expect, kind, "cn-hangzhou", obj, start, end, scenario), "intensity": intensity,
+            "events": intensity.get("calls")}
+
+
+def test_by_scenario_by_intensity_and_ends():
+    labels = {
+        **LABELS,
+        "incidents": [
+            # slow runaways at 2 and 40 times an idle series' floor (0.05/min), and 20x a busy one
+            _graded("r-low", "slow_runaway", "ApiCallRateInsight", "TagResources", at(3, 20, 0), at(3, 21, 0),
+                    {"calls": 6, "rate_per_minute": 0.1, "baseline_per_minute": 0.0}),
+            _graded("r-high", "slow_runaway", "ApiCallRateInsight", "UntagResources", at(4, 20, 0), at(4, 21, 0),
+                    {"calls": 120, "rate_per_minute": 2.0, "baseline_per_minute": 0.01}),
+            _graded("r-busy", "slow_runaway", "ApiCallRateInsight", "ModifyInstanceAttribute", at(5, 20, 0),
+                    at(5, 21, 0), {"calls": 1200, "rate_per_minute": 20.0, "baseline_per_minute": 1.0}),
+            # quiet strangers binned on their calls; an error creep on its final error share
+            _graded("q-few", "quiet_stranger", "IpInsight", "109.70.100.9", at(6, 21, 0), at(6, 21, 40), {"calls": 4}),
+            _graded("q-many", "quiet_stranger", "IpInsight", "109.70.100.10", at(7, 21, 0), at(7, 22, 0), {"calls": 22}),
+            _graded("e-creep", "error_creep", "ApiErrorRateInsight", "DescribeInstances", at(8, 20, 0), at(8, 22, 0),
+                    {"calls": 1500, "errors": 300, "error_share": 0.35, "rate_per_minute": 12.5}),
+            # a "may" trace is not counted; an ungraded incident is in by_scenario only
+            _graded("e-code", "error_creep", "ApiErrorRateInsight", "NoPermission", at(8, 20, 0), at(8, 22, 0),
+                    {"calls": 300}, expect="may"),
+            label("plain", "insight", "IpInsight", "cn-hangzhou", "185.220.101.34", at(9, 2, 0), at(9, 3, 0), "tor"),
+        ],
+    }
+    rows = [
+        # the high runaway: Start on time, End 3 minutes after the last call, 126 counted (+5 %)
+        {**start("S1", at(4, 20, 1), "ApiCallRateInsight", "cn-hangzhou", "UntagResources"), "sharedEventId": "X1"},
+        {**start("E1", at(4, 21, 3), "ApiCallRateInsight", "cn-hangzhou", "UntagResources", state="End"),
+         "sharedEventId": "X1", "insightCount": 126},
+        # the busy runaway: detected, never closed
+        {**start("S2", at(5, 20, 2), "ApiCallRateInsight", "cn-hangzhou", "ModifyInstanceAttribute"),
+         "sharedEventId": "X2"},
+        # the many-call stranger, its End 1 minute early, 20 counted (-9 %)
+        {**start("S3", at(7, 21, 0), "IpInsight", "cn-hangzhou", "109.70.100.10"), "sharedEventId": "X3"},
+        {**start("E3", at(7, 21, 59), "IpInsight", "cn-hangzhou", "109.70.100.10", state="End"),
+         "sharedEventId": "X3", "insightCount": 20},
+        # the error creep: insightCount is compared with the 300 errors, not the 1500 calls
+        {**start("S4", at(8, 20, 30), "ApiErrorRateInsight", "cn-hangzhou", "DescribeInstances"), "sharedEventId": "X4"},
+        {**start("E4", at(8, 22, 0), "ApiErrorRateInsight", "cn-hangzhou", "DescribeInstances", state="End"),
+         "sharedEventId": "X4", "insightCount": 150},
+    ]
+    schema = {k: store.STORE_SCHEMA[k] for k in ("eventId", "eventTime", "acsRegion", "recipientAccountId", "state",
+                                                "insightType", "insightObject", "sharedEventId", "insightCount")}
+    insights = pl.DataFrame([{k: r.get(k) for k in schema} for r in rows], schema=schema)
+    s = evaluate.score(insights, labels)
+    # the e-creep Start is 30 minutes late: not detected (tolerance 10)
+    runaway = s["by_scenario"]["slow_runaway"]
+    assert (runaway["labelled"], runaway["detected"]) == (3, 2) and runaway["recall"] == pytest.approx(2 / 3, abs=1e-6)
+    assert runaway["max_delay"] == 2.0
+    assert s["by_scenario"]["quiet_stranger"]["recall"] == 0.5 and s["by_scenario"]["error_creep"]["labelled"] == 1
+    assert (s["by_scenario"]["tor"]["labelled"], s["by_scenario"]["tor"]["detected"]) == (1, 0)
+    assert "tor" not in s["by_intensity"]
+
+    rate = s["by_intensity"]["slow_runaway"]["ApiCallRateInsight"]
+    assert list(rate) == ["rate_ratio"]  # rate over max(baseline, 0.05): 2, 40 and 20
+    cells = {b["bin"]: (b["labelled"], b["detected"], b["recall"]) for b in rate["rate_ratio"]}
+    assert [b["bin"] for b in rate["rate_ratio"]] == ["<3", "3-10", "10-30", "30-100", "100-300", ">=300"]
+    assert cells["<3"] == (1, 0, 0.0) and cells["10-30"] == (1, 1, 1.0) and cells["30-100"] == (1, 1, 1.0)
+    assert cells["3-10"] == (0, 0, None)  # empty bins are listed, so runs line up
+    calls = {b["bin"]: b["detected"] for b in s["by_intensity"]["quiet_stranger"]["IpInsight"]["calls"] if b["labelled"]}
+    assert calls == {"<5": 0, ">=20": 1}
+    share = s["by_intensity"]["error_creep"]["ApiErrorRateInsight"]["error_share"]
+    assert [(b["bin"], b["labelled"]) for b in share if b["labelled"]] == [("0.3-0.4", 1)]
+
+    assert (runaway["matched"], runaway["with_end"], runaway["max_end_lag"]) == (2, 1, 3.0)
+    assert runaway["mean_count_error"] == pytest.approx(0.05, abs=1e-6)
+    ends = s["ends"]
+    assert ends["overall"]["with_end"] == 2 and ends["overall"]["mean_end_lag"] == pytest.approx(1.0, abs=1e-6)
+    assert ends["by_type"]["IpInsight"]["mean_count_error"] == pytest.approx(-2 / 22, abs=1e-6)
+    assert ends["overall"]["mean_abs_count_error"] == pytest.approx((0.05 + 2 / 22) / 2, abs=1e-6)
+    # outcomes pooled over runs give the same summary as one run scored twice
+    one = evaluate.outcomes(insights, labels)
+    assert one.columns == list(evaluate.OUTCOME_SCHEMA) and one.height == 7
+    twice = evaluate.summarize_outcomes(pl.concat([one, one]))
+    assert twice["by_scenario"]["slow_runaway"]["labelled"] == 6 and twice["by_scenario"]["slow_runaway"]["recall"] == runaway["recall"]
+    # an error creep detected in time compares insightCount with its errors
+    late = insights.with_columns(eventTime=pl.when(pl.col("eventId") == "S4").then(pl.lit(at(8, 20, 5)))
+                                 .otherwise(pl.col("eventTime")).cast(store.STORE_SCHEMA["eventTime"]))
+    creep = evaluate.score(late, labels)["by_scenario"]["error_creep"]
+    assert creep["detected"] == 1 and creep["mean_count_error"] == -0.5 and creep["max_end_lag"] == 0.0
+
+
+def test_intensity_bins_are_fixed():
+    assert evaluate.primary_intensity("low_rate_writes", {"rate_per_minute": 2.0}) == ("rate_per_minute", 2.0)
+    assert evaluate.primary_intensity("companion_bursts", {"rate_per_minute": 30.0, "baseline_per_minute": 3.0}) == (
+        "rate_ratio", 10.0)
+    assert evaluate.primary_intensity("error_creep", {"error_share": 0.2, "rate_per_minute": 9.0}) == ("error_share", 0.2)
+    assert evaluate.primary_intensity("quiet_stranger", None) is None
+    assert [b[0] for b in evaluate.bin_labels("calls")] == ["<5", "5-10", "10-15", "15-20", ">=20"]
+    assert evaluate._bin_of("calls", 10) == "10-15" and evaluate._bin_of("error_share", 0.5) == ">=0.4"
