@@ -125,3 +125,22 @@ def test_a_probe_over_three_apis_gives_one_error_insight_per_api():
         parts.append(_at(0, at, rng.poisson(1.5, 12), name, code="NoPermission", service="Ram"))
     got = ErrorRateDetector(ErrorRateConfig(code_level=False)).detect(events(*parts), ctx(T0 + 9 * DAY))
     assert sorted(got["insightObject"]) == ["CreateUser", "GetPolicy", "ListUsers"]
+
+
+def test_error_creep_on_an_api_whose_calls_start_with_it_is_one_share_incident():
+    rng = np.random.default_rng(9)
+    n = 9 * 1440
+    ok = np.zeros(n, dtype=np.int64)
+    ok[rng.choice(n, 40, replace=False)] = 1  # a rarely used API
+    start, minutes = 8 * 1440 + 20 * 60, 190
+    calls = rng.poisson(4.5, minutes)
+    err = np.zeros(n, dtype=np.int64)
+    err[start:start + minutes] = rng.binomial(calls, np.linspace(0.03, 0.37, minutes))
+    ok[start:start + minutes] += calls - err[start:start + minutes]
+    parts = [_at(0, 0, ok, "ListTagResources", rw="Read"), quiet_writes(9),
+             _at(0, 0, err, "ListTagResources", rw="Read", code="NoPermission")]
+    got = ErrorRateDetector(ErrorRateConfig(code_level=False)).detect(events(*parts), ctx(T0 + 9 * DAY))
+    row = _one(got, "ListTagResources")
+    assert json.loads(row["model"])["test"] == "share"
+    assert row["insightCount"] >= 0.95 * err.sum()
+    assert abs(row["endTime"] - (T0 + (start + minutes) * MIN)) <= 10 * MIN

@@ -94,7 +94,7 @@ def test_write_burst_after_quiet_week_gives_one_incident_with_statistics():
     assert (row["baselineAverage"], row["baselineDuration"]) == (0.0, 7 * 1440)
     model = json.loads(row["model"])
     assert set(model) == {"expected", "pValue", "dispersion", "ratio", "components", "scale", "scales", "alpha",
-                          "windowCount", "windowExpected"}
+                          "windowCount", "windowExpected", "test"}
     assert model["scale"] == 1 and model["scales"] == [1, 5, 15, 60]
     assert model["expected"] == 0.05 and model["pValue"] < 1e-6 and model["ratio"] == 400.0
     assert set(model["components"]) == {"season", "recur", "recent"}

@@ -41,15 +41,28 @@ import dataclasses
 import json
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 
+from scipy import special
+
 from insights_kit.detectors._rate import RateConfig, _sf, _sig, _upper, score_minutes
+from insights_kit.features import window_sums
 from insights_kit.schema import UTC_DATETIME
 
+#: Threads that score the scales of one series set side by side.
+SCALE_THREADS = 4
+
 _STATS = ["season", "recur", "recent", "baselineAverage", "baselineDuration", "dispersion"]
+
+
+def _row_columns(keys: list[str]) -> list[str]:
+    """The row layout of every test (count and share) at every scale."""
+    return [*keys, "minute", "count", "scale", "test", "windowCount", "windowExpected", "expected", "pValue",
+            "hot", "start", *_STATS]
 
 
 def _bucketed(frame: pl.DataFrame | pl.LazyFrame, keys: list[str], w: int) -> pl.LazyFrame:
@@ -139,14 +152,108 @@ def _minute_rows(
     before = cum - rows["count"].to_numpy()
     return rows.with_columns(
         pl.lit(w, pl.Int32).alias("scale"),
+        pl.lit("count").alias("test"),
         pl.Series("windowExpected", lam),
         pl.Series("pValue", _sf(cum, lam, phi)),
         pl.Series("hot", (cum >= upper) & elevated),
         pl.Series("start", crossed & (before < need_start)),
         pl.Series("expected", per_minute),
-    ).rename({"_cum": "windowCount"}).select(
-        *keys, "minute", "count", "scale", "windowCount", "windowExpected", "expected", "pValue", "hot", "start",
-        *_STATS)
+    ).rename({"_cum": "windowCount"}).select(*_row_columns(keys))
+
+
+def _binom_sf(x: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """P(X >= x) for X ~ Binomial(n, p), 1 where x <= 0 (scipy.special only)."""
+    x, n, p = (np.asarray(a, dtype=float) for a in (x, n, p))
+    out = np.ones_like(x)
+    ok = (x > 0) & (x <= n)
+    out[ok] = special.betainc(x[ok], n[ok] - x[ok] + 1, p[ok])
+    out[x > n] = 0.0
+    return out
+
+
+def _share_rows(
+    history: pl.DataFrame, query: pl.DataFrame, *, keys: list[str], w: int, config: RateConfig, k: int,
+    exposure: pl.LazyFrame, exposure_keys: list[str], data_start: datetime,
+) -> pl.DataFrame:
+    """The error **share** test at scale ``w``: errors so far in the bucket given the calls so far.
+
+    X ~ Binomial(calls, p_base), with p_base the series' error share over the baseline window
+    (Beta prior ``prior_errors`` / ``prior_calls``, incidents masked like every baseline). A
+    creeping failure of a busy API raises the share long before the error count looks unusual
+    against a baseline that has been absorbing the ramp; a burst of calls with the usual share
+    stays quiet. No dispersion is fitted: ``min_ratio`` x p_base is the guard against a share
+    that merely wobbles.
+    """
+    bucket = pl.col("minute").dt.truncate(f"{w}m").alias("_bucket")
+    hour = pl.col("minute").dt.truncate("1h").alias("_H")
+    errs = _bucketed(query, keys, w).filter(pl.col("count") >= config.min_count).collect()
+    if errs.is_empty():
+        return pl.DataFrame()
+    hours = errs.select(*keys, pl.col("minute").dt.truncate("1h").alias("hour")).unique()
+    win = {"win": timedelta(days=config.baseline_days)}
+    need_exp = hours.select(exposure_keys).unique() if exposure_keys else None
+
+    def windowed(frame: pl.LazyFrame, by: list[str], name: str) -> pl.LazyFrame:
+        hourly = frame.group_by(*by, pl.col("minute").dt.truncate("1h").alias("hour")).agg(
+            pl.col("count").sum().cast(pl.Int64).alias("s1"))
+        q = hours.lazy().select(*by, "hour").unique()
+        return window_sums(q, hourly, by=by, at="hour", windows=win, values=["s1"]).rename({"s1_win": name})
+
+    exp = exposure if need_exp is None else exposure.join(need_exp.lazy(), on=exposure_keys, how="semi",
+                                                          nulls_equal=True)
+    hist = history.lazy().join(hours.lazy().select(keys).unique(), on=keys, how="semi", nulls_equal=True)
+    base = (
+        hours.lazy()
+        .join(windowed(hist, keys, "_e_win"), on=[*keys, "hour"], how="left", nulls_equal=True)
+        .join(windowed(exp, exposure_keys, "_c_win"), on=[*exposure_keys, "hour"], how="left", nulls_equal=True)
+        .with_columns(((pl.col("_e_win").fill_null(0) + config.prior_errors)
+                       / (pl.col("_c_win").fill_null(0) + config.prior_calls)).alias("p_base"),
+                      (pl.col("_e_win").fill_null(0)).alias("_e_win"))
+        .rename({"hour": "_H"})
+        .collect()
+    )
+    rows = (
+        query.lazy().with_columns(bucket, hour)
+        .join(errs.lazy().select(*keys, pl.col("minute").alias("_bucket")), on=[*keys, "_bucket"], how="semi",
+              nulls_equal=True)
+        .join(base.lazy(), on=[*keys, "_H"], how="left", nulls_equal=True)
+        .sort(*keys, "minute")
+        .with_columns(pl.col("count").cum_sum().over(*keys, "_bucket").alias("windowCount"))
+        .collect()
+    )
+    calls = (
+        exp.with_columns(bucket)
+        .join(rows.lazy().select(*exposure_keys, "_bucket").unique(), on=[*exposure_keys, "_bucket"], how="semi",
+              nulls_equal=True)
+        .group_by(*exposure_keys, "_bucket", "minute").agg(pl.col("count").sum().alias("_calls"))
+        .sort(*exposure_keys, "minute")
+        .with_columns(pl.col("_calls").cum_sum().over(*exposure_keys, "_bucket").alias("_calls_cum"))
+        .collect()
+    )
+    rows = rows.join(calls.select(*exposure_keys, "minute", "_calls", "_calls_cum"), on=[*exposure_keys, "minute"],
+                     how="left", nulls_equal=True).with_columns(pl.col("_calls", "_calls_cum").fill_null(0))
+    e, c, p = (rows[col].to_numpy() for col in ("windowCount", "_calls_cum", "p_base"))
+    c = np.maximum(c, e)  # every error is a call
+    sf = _binom_sf(e, c, p)
+    expected = p * c
+    ok_ratio = e >= config.min_ratio * expected
+    hot = (sf <= config.alpha_continue / k) & ok_ratio & (rows["count"].to_numpy() > p * rows["_calls"].to_numpy())
+    crossed = (sf <= config.alpha_start / k) & ok_ratio & (e >= config.min_count)
+    # the first crossing minute of each bucket
+    first = rows.with_columns(pl.Series("_x", crossed)).select(
+        (pl.col("_x") & ~pl.col("_x").cum_max().shift(1, fill_value=False).over(*keys, "_bucket")).alias("_s"))["_s"]
+    window_minutes = ((rows["minute"] - data_start).dt.total_minutes().clip(upper_bound=config.baseline_days * 1440)
+                      - (rows["minute"] - rows["_H"]).dt.total_minutes())
+    elapsed = ((rows["minute"] - rows["_bucket"]).dt.total_minutes() + 1).to_numpy()
+    return rows.with_columns(
+        pl.lit(w, pl.Int32).alias("scale"), pl.lit("share").alias("test"),
+        pl.Series("windowExpected", expected), pl.Series("expected", expected / elapsed),
+        pl.Series("pValue", sf), pl.Series("hot", hot | first.to_numpy()), first.alias("start"),
+        pl.lit(0.0).alias("season"), pl.lit(0.0).alias("recur"), pl.lit(0.0).alias("recent"),
+        (pl.col("_e_win") / window_minutes.clip(lower_bound=1) * w).alias("baselineAverage"),
+        window_minutes.clip(lower_bound=0).cast(pl.Int64).alias("baselineDuration"),
+        pl.lit(1.0).alias("dispersion"),
+    ).select(*_row_columns(keys))
 
 
 def scan_scales(
@@ -185,10 +292,17 @@ def scan_scales(
     >>> scan_scales(c, c, keys=API_KEYS, data_start=t0, config=CallRateConfig())  # doctest: +SKIP
     """
     keys, exposure_keys = list(keys), list(exposure_keys)
-    k = len(config.scales)
+    share = exposure is not None and getattr(config, "share_test", False)
+    k = len(config.scales) * (2 if share else 1)  # the share test is a second family of tests
     exposure = None if exposure is None else exposure.lazy()
-    frames = []
-    for w in config.scales:
+
+    def one_scale(w: int) -> list[pl.DataFrame]:
+        out = []
+        if share:
+            rows = _share_rows(history, query, keys=keys, w=w, config=config, k=k, exposure=exposure,
+                               exposure_keys=exposure_keys, data_start=data_start)
+            if rows.height:
+                out.append(rows.filter(pl.col("hot") | pl.col("start")))
         cfg = _scale_config(config, w, k)
         exp_w = None if exposure is None else _bucketed(exposure, exposure_keys, w)
         scored = score_minutes(_bucketed(history, keys, w).collect(), _bucketed(query, keys, w).collect(),
@@ -198,7 +312,14 @@ def scan_scales(
         if hot.height:
             rows = _minute_rows(hot, query, history, keys=keys, w=w, config=config, k=k, exposure=exposure,
                                 exposure_keys=exposure_keys)
-            frames.append(rows.filter(pl.col("hot") | pl.col("start")))
+            out.append(rows.filter(pl.col("hot") | pl.col("start")))
+        return out
+
+    # The scales are independent and each is many small Polars queries (whose collect releases
+    # the GIL): run them side by side. Results are gathered in scale order, so the output is the
+    # same as a sequential run.
+    with ThreadPoolExecutor(max_workers=min(len(config.scales), SCALE_THREADS)) as pool:
+        frames = [f for part in pool.map(one_scale, config.scales) for f in part]
     if not frames:
         return pl.DataFrame()
     return pl.concat(frames, how="vertical_relaxed").sort(*keys, "minute", "scale", nulls_last=True)
@@ -256,7 +377,7 @@ def segment(
              (pl.col("minute").max() + timedelta(minutes=1)).alias("_stop"),
              pl.col("_gap").last().alias("_last_gap"),
              *[pl.col(c).filter(pl.col("minute") == pl.col("firedAt")).first()
-               for c in ["count", "scale", "windowCount", "windowExpected", "expected", "pValue", *_STATS]])
+               for c in ["count", "scale", "test", "windowCount", "windowExpected", "expected", "pValue", *_STATS]])
         .collect()
     )
     if runs.is_empty():
@@ -377,19 +498,20 @@ def rate_incidents(
         return inc
     # run ids of different passes collide: renumber (the error detector joins on them)
     inc = inc.drop("_run").sort("startTime", *keys, nulls_last=True).with_row_index("_run")
-    return _with_model(inc, config)
+    tests = len(config.scales) * (2 if exposure is not None and getattr(config, "share_test", False) else 1)
+    return _with_model(inc, config, config.alpha_start / tests)
 
 
-def _with_model(inc: pl.DataFrame, config: RateConfig) -> pl.DataFrame:
+def _with_model(inc: pl.DataFrame, config: RateConfig, alpha: float) -> pl.DataFrame:
     accepted_after = config.accept_after_hours * 60
     models, reasons = [], []
     for r in inc.iter_rows(named=True):  # one dict per incident, not per event
         models.append(json.dumps({
-            "scale": int(r["scale"]), "windowCount": int(r["windowCount"]),
+            "scale": int(r["scale"]), "test": r["test"], "windowCount": int(r["windowCount"]),
             "windowExpected": _sig(r["windowExpected"]), "expected": _sig(r["expected"]),
             "pValue": _sig(r["pValue"]), "dispersion": _sig(r["dispersion"]),
             "ratio": _sig(r["windowCount"] / r["windowExpected"]) if r["windowExpected"] else None,
-            "alpha": _sig(config.alpha_start / len(config.scales)), "scales": list(config.scales),
+            "alpha": _sig(alpha), "scales": list(config.scales),
             "components": {c: _sig(r[c] / r["scale"]) for c in ("season", "recur", "recent")},
         }, sort_keys=True))
         if r["endTime"] is None:

@@ -120,7 +120,7 @@ class ScaledRateConfig(RateConfig):
         of its width in the baseline window, at any hour of day.
     scale_learning_hours : int, default 48
         Above one minute, no start before the baseline window holds this many hours.
-    scale_min_rate : float, default 0.5
+    scale_min_rate : float, default 0.4
         Above one minute, a start bucket must hold at least this many calls per minute of its
         width (and ``min_count``).
     """
@@ -131,7 +131,7 @@ class ScaledRateConfig(RateConfig):
     trim_allowance: float = 0.5
     history_max_factor: float = 2.0
     scale_learning_hours: int = 48
-    scale_min_rate: float = 0.5
+    scale_min_rate: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,9 @@ class ErrorRateConfig(ScaledRateConfig):
 
     Parameters
     ----------
+    share_test : bool, default True
+        Also test the series' error share against its baseline share (Binomial(calls, p_base)
+        at every scale; the false-alarm rate is then split over twice as many tests).
     code_level : bool, default True
         Also run region-wide series per errorCode (catches probing spread over many APIs).
     dominant_share : float, default 0.8
@@ -159,6 +162,7 @@ class ErrorRateConfig(ScaledRateConfig):
 
     min_count: int = 5
     scale_min_rate: float = 0.2  # errors are rarer than calls: a denial every few minutes is a pattern
+    share_test: bool = True
     code_level: bool = True
     dominant_share: float = 0.8
     merge_share: float = 0.8
