@@ -315,7 +315,8 @@ def match(insights: pl.DataFrame, labels: dict, *, tolerance_minutes: int = 10) 
     labels
         The simulator's labels (:func:`load_labels`).
     tolerance_minutes
-        How far a Start may be from the labelled start (and beyond the labelled end).
+        How far a Start may be from the labelled start (and beyond the labelled end). A label's
+        own ``tolerance_minutes`` (sustained shifts: 30) allows a later Start.
 
     Returns
     -------
@@ -340,6 +341,9 @@ def match(insights: pl.DataFrame, labels: dict, *, tolerance_minutes: int = 10) 
         **dict(classified.filter(pl.col("lookalikeId").is_not_null()).group_by("lookalikeId").len().iter_rows()),
     }
     start_rows = starts.to_dicts()
+    # a label may allow a later Start (a sustained low-rate shift: 30 minutes), never an earlier one
+    late = {str(item["id"]): timedelta(minutes=max(tolerance_minutes, int(item.get("tolerance_minutes") or 0)))
+            for item in labels.get("incidents", [])}
     rows = []
     for lab in _labels_frame(labels).iter_rows(named=True):
         row = {**lab, "detected": None, "eventId": None, "eventTime": None, "delayMinutes": None}
@@ -350,7 +354,7 @@ def match(insights: pl.DataFrame, labels: dict, *, tolerance_minutes: int = 10) 
                 if st["type"] == lab["type"]
                 and st["region"] == lab["region"]
                 and st["object"] == lab["object"]
-                and lab["start"] - tol <= st["eventTime"] <= lab["start"] + tol
+                and lab["start"] - tol <= st["eventTime"] <= lab["start"] + late.get(lab["id"], tol)
             ]
             row["detected"] = bool(hits)
             if hits:

@@ -59,6 +59,8 @@ True
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -122,6 +124,9 @@ CREEP_RATES = (2.0, 8.0)
 FIRST_MINUTE, LAST_MINUTE = 19 * 60 + 45, 23 * 60 + 55
 #: low_rate_writes must be over by 23:00Z (07:00 local: people start work after that).
 NIGHT_END_MINUTE = 23 * 60
+#: Kinds whose rate labels allow a Start up to SUSTAINED_TOLERANCE_MINUTES after the onset.
+SUSTAINED_KINDS: tuple[str, ...] = ("low_rate_writes", "error_creep", "multi_api_probe")
+SUSTAINED_TOLERANCE_MINUTES = 30
 
 
 @dataclass(frozen=True)
@@ -430,6 +435,17 @@ def stealth_events(
         ]
     else:  # pragma: no cover - KINDS is closed
         raise ValueError(kind)
+    if kind in SUSTAINED_KINDS:
+        # a sustained low-rate shift is judged by the issue's own target: its Start within 30 minutes
+        labels = [dataclasses.replace(lab, extra={**lab.extra, "tolerance_minutes": SUSTAINED_TOLERANCE_MINUTES})
+                  if lab.type in ("ApiCallRateInsight", "ApiErrorRateInsight") else lab for lab in labels]
+    if not any(lab.type == "ApiErrorRateInsight" and lab.region == region for lab in labels):
+        # The renderer draws the API's usual errors on the incident's own calls too: hundreds of
+        # extra calls bring their InvalidParameter or IncorrectInstanceStatus with them, a true
+        # error-rate change, so an error Start in the incident's region and window is not false.
+        labels.append(label("side-errors", "may", "ApiErrorRateInsight", "*", {}, "the usual errors of the "
+                            "incident's own calls, drawn by the simulator",
+                            _intensity(int((frame["acsRegion"] == region).sum()), p["duration"])))
     return frame, labels
 
 

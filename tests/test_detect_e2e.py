@@ -173,3 +173,22 @@ def test_query_counts_match_the_detect_summary(tmp_path, small_sim):
         if n
     }
     assert got == expected and expected
+
+
+@pytest.mark.slow
+def test_graded_stealth_incidents_are_found_with_their_bounds(tmp_path):
+    """An account with the stealth plan (seed never used in tuning): detection power, precision, bounds."""
+    sim = tmp_path / "sim"
+    simulate(sim, days=10, seed=2024, scale=0.02, stealth=True)
+    labels = evaluate.load_labels(sim / "labels.json")
+    run_detect([sim], tmp_path / "out", home_region=labels["home_region"])
+    result = evaluate.score(store.read_events(tmp_path / "out"), labels, tolerance_minutes=10)
+    overall, kinds = result["overall"], result["by_scenario"]
+    assert overall["recall"] >= 0.85, overall["missed"]
+    assert overall["precision"] >= 0.85, overall["false"]
+    for kind in ("companion_bursts", "slow_runaway", "quiet_stranger", "mixed_burst"):
+        if kind in kinds and kinds[kind]["labelled"]:
+            assert kinds[kind]["recall"] == 1.0, (kind, overall["missed"])
+    ends = result["ends"]["overall"]
+    assert ends["with_end"] >= 0.9 * ends["matched"] and ends["max_end_lag"] <= 10
+    assert ends["mean_abs_count_error"] <= 0.2

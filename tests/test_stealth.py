@@ -114,6 +114,11 @@ def test_each_kind_looks_as_described():
         assert frame["tag"].unique().to_list() == [f"st-{slot.index}"]
         assert frame["t"].max() < DAY0 + (slot.day + 1) * 86400  # never past the UTC day
         assert labels and all(INTENSITY_KEYS <= set(lab.extra["intensity"]) for lab in labels)
+        side = [lab for lab in labels if lab.key.endswith("-side-errors")]
+        errors_labelled = any(lab.type == "ApiErrorRateInsight" and lab not in side for lab in labels)
+        assert len(side) == (0 if errors_labelled else 1)  # the incident's own calls' usual errors
+        assert all(lab.expect == "may" and lab.object == "*" for lab in side)
+        labels = [lab for lab in labels if lab not in side]
         main = labels[0]
         span = (frame["t"].max() - frame["t"].min()) / 60
         if slot.kind == "quiet_stranger":
