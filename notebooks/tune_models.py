@@ -31,10 +31,10 @@
 # %% tags=["parameters"]
 seeds: str = "1,2"  # simulator seeds the configurations are ranked on, comma-separated (keep 101 and 202 unseen: the end-to-end test uses them)
 holdout_seeds: str = "404"  # seeds only the chosen configuration is scored on, never used for choosing (empty: none)
-days: int = 5  # simulated days per seed (incidents start on day 3, so at least 4)
-holdout_days: int = 7  # simulated days per holdout seed (more days, more labelled incidents; one detect run per seed)
+days: int = 4  # simulated days per seed (incidents start on day 3, so at least 4)
+holdout_days: int = 4  # simulated days per holdout seed (more days, more labelled incidents; one detect run per seed)
 scale: float = 0.02  # simulated volume (1.0 is about 100,000 events per day)
-sweep: str = "call_rate.alpha_start:1e-7,1e-5;call_rate.min_count:5,20;ip.threshold:0.5,0.7;ip.if_weight:0.0,0.5;call_rate.baseline_days:3"  # section.field:v1,v2;... values tried
+sweep: str = "call_rate.alpha_start:1e-7;call_rate.min_count:20;ip.threshold:0.7;call_rate.scale_min_rate:0.2"  # section.field:v1,v2;... values tried
 mode: str = "oat"  # oat: one parameter at a time around the defaults; grid: every combination
 tolerance_minutes: int = 10  # a Start within this many minutes of a labelled start counts as found
 work_dir: str = "out/tune"  # simulations, result table and chosen config (relative: repo root)
