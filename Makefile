@@ -19,6 +19,8 @@ setup: $(STAMP)
 ## make demo: ingest the shipped sample, detect, and write the HTML report; prints where it is.
 demo: setup
 	$(BIN)/insights-kit ingest data/sample --out $(DEMO)/lake
+	@# a fresh report store: Insights of an older insights-kit version must not linger beside the new ones
+	rm -rf $(DEMO)/report
 	$(BIN)/insights-kit report $(DEMO)/lake --out $(DEMO)/report --jobs 2
 	@echo
 	@echo "Insights events: $(DEMO)/report/insights   (insights-kit query $(DEMO)/report/insights)"

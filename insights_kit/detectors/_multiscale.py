@@ -520,8 +520,8 @@ def _with_model(inc: pl.DataFrame, config: RateConfig, alpha: float) -> pl.DataF
             reasons.append(f"accepted as the new normal: the level stayed up for {config.accept_after_hours:g} h "
                            "(accept_after_hours) and now feeds the baseline")
         else:
-            reasons.append(f"the rate returned to its expected band: no elevated minute for "
-                           f"{int(r['_last_gap'])} minutes")
+            reasons.append(f"the rate returned to its expected band: no unusual minute at any scale within the "
+                           f"{int(r['_last_gap'])}-minute quiet allowance")
     per_minute = pl.col("baselineAverage") / pl.col("scale")
     return inc.with_columns(
         pl.Series("model", models, dtype=pl.String), pl.Series("endReason", reasons, dtype=pl.String),
