@@ -283,7 +283,6 @@ class IpDetector(Detector):
 
     def __init__(self, config: IpConfig | None = None) -> None:
         super().__init__(config or IpConfig())
-        self._scored = self._scored_learning = pl.DataFrame()
 
     # ------------------------------------------------------------------ helpers
     def _weighted_mean(self) -> pl.Expr:
@@ -336,7 +335,6 @@ class IpDetector(Detector):
     def detect(self, events: pl.LazyFrame, ctx: UnitContext) -> pl.DataFrame:
         cfg = self.config
         h = cfg.history_days
-        self._scored = self._scored_learning = pl.DataFrame()  # this unit's scored minutes
         for name in ("suppressed", "withheld", "released"):
             ctx.counters.setdefault(name, 0)
         data_end = ctx.data_end
@@ -418,13 +416,15 @@ class IpDetector(Detector):
         normal_cands = firsts.filter(pl.col("startTime") >= ctx.learning_end)
         ctx.counters["withheld"] += learning_cands.height
 
-        fired = [self._fire_normal(cand_rows, normal_cands, hist_act, hist_hours, keys, profiles)]
+        # the scored minutes come back too: the End reads the dimensions over the whole incident
+        first, scored = self._fire_normal(cand_rows, normal_cands, hist_act, hist_hours, keys, profiles)
+        fired, scored_by_rule = [first], {False: scored, True: pl.DataFrame()}
         if learning_decided and learning_cands.height:
-            released = self._fire_learning(minutes, cand_rows, learning_cands, keys, ctx)
+            released, scored_by_rule[True] = self._fire_learning(minutes, cand_rows, learning_cands, keys, ctx)
             ctx.counters["released"] += released.height
             fired.append(released)
         fired = pl.concat([f for f in fired if f.height] or [fired[0]], how="diagonal_relaxed")
-        incidents = self._incidents(fired, cand_rows, ctx)
+        incidents = self._incidents(fired, cand_rows, ctx, scored_by_rule)
 
         # ---- state for the next run ------------------------------------------------
         keep_from = open_day if not open_day_complete else open_day + 1
@@ -440,10 +440,11 @@ class IpDetector(Detector):
         return incidents
 
     # ------------------------------------------------------------------ firing
-    def _fire_normal(self, cand_rows, normal_cands, hist_act, hist_hours, keys, profiles) -> pl.DataFrame:
+    def _fire_normal(self, cand_rows, normal_cands, hist_act, hist_hours, keys, profiles
+                     ) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
         """Score candidates minute by minute, one IsolationForest per day; first crossing."""
         if normal_cands.height == 0:
-            return pl.DataFrame()
+            return pl.DataFrame(), pl.DataFrame()
         rows = cand_rows.join(normal_cands.select("day", "address"), on=["day", "address"], how="semi")
         scored = (
             self._score(rows.lazy().rename({"day": "ctxKey"}), hist_act, hist_hours, keys, cumulative=True)
@@ -478,8 +479,7 @@ class IpDetector(Detector):
             .alias("score")
         )
         scored = self._with_stranger(scored).rename({"ctxKey": "day"}).with_columns(pl.lit(False).alias("learning"))
-        self._scored = scored  # the End reads the dimensions over the whole incident from it
-        return self._first_crossing(scored)
+        return self._first_crossing(scored), scored
 
     def _with_stranger(self, scored: pl.DataFrame) -> pl.DataFrame:
         """Floor the score of a never-seen network, ASN and country at ``stranger_score``."""
@@ -502,7 +502,7 @@ class IpDetector(Detector):
             .rename({"minute": "firedAt"})
         )
 
-    def _fire_learning(self, minutes, cand_rows, learning_cands, keys, ctx) -> pl.DataFrame:
+    def _fire_learning(self, minutes, cand_rows, learning_cands, keys, ctx) -> tuple[pl.DataFrame, pl.DataFrame]:
         """Release rule for withheld candidates: not established, and crosses leave-one-out."""
         cfg = self.config
         window = minutes.filter(pl.col("minute").is_between(ctx.data_start, ctx.learning_end, closed="left"))
@@ -523,7 +523,7 @@ class IpDetector(Detector):
             .with_columns((-1 - pl.col("i").cast(pl.Int64)).alias("ctxKey"))
         )
         if cands.height == 0:
-            return pl.DataFrame()
+            return pl.DataFrame(), pl.DataFrame()
         ctx_of = cands.select("ctxKey", "address", "day").lazy()
         # leave-one-out: every context sees the learning window's other addresses only
         others = lambda frame: frame.join(ctx_of.select("ctxKey", pl.col("address").alias("cand")), how="cross").filter(  # noqa: E731
@@ -554,8 +554,7 @@ class IpDetector(Detector):
             .collect()
         )
         scored = self._with_stranger(scored)
-        self._scored_learning = scored
-        return self._first_crossing(scored)
+        return self._first_crossing(scored), scored
 
     # ------------------------------------------------------------------ incidents
     def _model(self, row: dict) -> dict:
@@ -570,7 +569,8 @@ class IpDetector(Detector):
             "dimensions": [{**d, "score": _round6(d["score"])} for d in explain(row)],
         }
 
-    def _incidents(self, fired: pl.DataFrame, cand_rows: pl.DataFrame, ctx: UnitContext) -> pl.DataFrame:
+    def _incidents(self, fired: pl.DataFrame, cand_rows: pl.DataFrame, ctx: UnitContext,
+                   scored_by_rule: dict[bool, pl.DataFrame]) -> pl.DataFrame:  # fmt: skip
         cfg = self.config
         if fired.height == 0:
             return empty_incidents()
@@ -607,7 +607,7 @@ class IpDetector(Detector):
             model = self._model(row)
             end_model = None
             if end is not None:  # the dimensions over the whole incident (the Start's stay causal)
-                scored = self._scored_learning if row["learning"] else self._scored
+                scored = scored_by_rule[bool(row["learning"])]
                 last = (scored.filter((pl.col("day") == row["day"]) & (pl.col("address") == row["address"])
                                       & (pl.col("minute") < end)).sort("minute").tail(1))
                 end_model = self._model(last.row(0, named=True)) if last.height else model
