@@ -98,6 +98,27 @@ def _prior_max(history: pl.DataFrame, rows: pl.DataFrame, *, keys: list[str], w:
     )
 
 
+def _calls_so_far(exposure: pl.LazyFrame, exposure_keys: list[str], need: pl.DataFrame, w: int) -> pl.DataFrame:
+    """Calls per minute (``_calls``) and so far in their w-minute bucket (``_calls_cum``), for ``need``'s buckets."""
+    return (
+        exposure.with_columns(pl.col("minute").dt.truncate(f"{w}m").alias("_bucket"))
+        .join(need.lazy().select(*exposure_keys, "_bucket").unique(), on=[*exposure_keys, "_bucket"], how="semi",
+              nulls_equal=True)
+        .group_by(*exposure_keys, "_bucket", "minute").agg(pl.col("count").sum().alias("_calls"))
+        .sort(*exposure_keys, "minute")
+        .with_columns(pl.col("_calls").cum_sum().over(*exposure_keys, "_bucket").alias("_calls_cum"))
+        .select(*exposure_keys, "minute", "_calls", "_calls_cum")
+        .collect()
+    )
+
+
+def _first_in_bucket(rows: pl.DataFrame, crossed: np.ndarray, keys: list[str]) -> np.ndarray:
+    """``crossed`` only at the first crossing minute of each bucket (rows sorted by keys, minute)."""
+    x = pl.col("_x")
+    return rows.with_columns(pl.Series("_x", crossed)).select(
+        x & ~x.cum_max().shift(1, fill_value=False).over(*keys, "_bucket"))["_x"].to_numpy()
+
+
 def _minute_rows(
     hot: pl.DataFrame, query: pl.DataFrame, history: pl.DataFrame, *, keys: list[str], w: int, config: RateConfig,
     k: int, exposure: pl.LazyFrame | None, exposure_keys: list[str],
@@ -119,17 +140,8 @@ def _minute_rows(
     base = pl.max_horizontal("season", "recent", "recur", pl.lit(config.min_expected * w))
     if "p_base" in rows.columns and exposure is not None:
         # errors: λ_w at minute m also grows with the calls made in the bucket so far
-        need = rows.select(*exposure_keys, "_bucket").unique()
-        calls = (
-            exposure.with_columns(bucket)
-            .join(need.lazy(), on=[*exposure_keys, "_bucket"], how="semi", nulls_equal=True)
-            .group_by(*exposure_keys, "_bucket", "minute").agg(pl.col("count").sum().alias("_calls"))
-            .sort(*exposure_keys, "minute")
-            .with_columns(pl.col("_calls").cum_sum().over(*exposure_keys, "_bucket").alias("_calls_cum"))
-            .collect()
-        )
-        rows = rows.join(calls.select(*exposure_keys, "minute", "_calls_cum"), on=[*exposure_keys, "minute"],
-                         how="left", nulls_equal=True)
+        calls = _calls_so_far(exposure, exposure_keys, rows, w)
+        rows = rows.join(calls.drop("_calls"), on=[*exposure_keys, "minute"], how="left", nulls_equal=True)
         base = pl.max_horizontal(base, pl.col("p_base") * pl.col("_calls_cum").fill_null(0))
     rows = rows.with_columns(base.alias("_lam"))
     lam, phi, cum = rows["_lam"].to_numpy(), rows["dispersion"].to_numpy(), rows["_cum"].to_numpy()
@@ -147,16 +159,15 @@ def _minute_rows(
         # ... and a day of history says little about which hours are busy: wait for more
         young = rows["baselineDuration"].to_numpy() < config.scale_learning_hours * 60
         need_start = np.where(young, np.iinfo(np.int64).max, need_start)
-    crossed = cum >= need_start
     # the first minute of the bucket whose partial count crosses (one start per bucket)
-    before = cum - rows["count"].to_numpy()
+    start = _first_in_bucket(rows, cum >= need_start, keys)
     return rows.with_columns(
         pl.lit(w, pl.Int32).alias("scale"),
         pl.lit("count").alias("test"),
         pl.Series("windowExpected", lam),
         pl.Series("pValue", _sf(cum, lam, phi)),
         pl.Series("hot", (cum >= upper) & elevated),
-        pl.Series("start", crossed & (before < need_start)),
+        pl.Series("start", start),
         pl.Series("expected", per_minute),
     ).rename({"_cum": "windowCount"}).select(*_row_columns(keys))
 
@@ -221,16 +232,7 @@ def _share_rows(
         .with_columns(pl.col("count").cum_sum().over(*keys, "_bucket").alias("windowCount"))
         .collect()
     )
-    calls = (
-        exp.with_columns(bucket)
-        .join(rows.lazy().select(*exposure_keys, "_bucket").unique(), on=[*exposure_keys, "_bucket"], how="semi",
-              nulls_equal=True)
-        .group_by(*exposure_keys, "_bucket", "minute").agg(pl.col("count").sum().alias("_calls"))
-        .sort(*exposure_keys, "minute")
-        .with_columns(pl.col("_calls").cum_sum().over(*exposure_keys, "_bucket").alias("_calls_cum"))
-        .collect()
-    )
-    rows = rows.join(calls.select(*exposure_keys, "minute", "_calls", "_calls_cum"), on=[*exposure_keys, "minute"],
+    rows = rows.join(_calls_so_far(exp, exposure_keys, rows, w), on=[*exposure_keys, "minute"],
                      how="left", nulls_equal=True).with_columns(pl.col("_calls", "_calls_cum").fill_null(0))
     e, c, p = (rows[col].to_numpy() for col in ("windowCount", "_calls_cum", "p_base"))
     c = np.maximum(c, e)  # every error is a call
@@ -239,16 +241,14 @@ def _share_rows(
     ok_ratio = e >= config.min_ratio * expected
     hot = (sf <= config.alpha_continue / k) & ok_ratio & (rows["count"].to_numpy() > p * rows["_calls"].to_numpy())
     crossed = (sf <= config.alpha_start / k) & ok_ratio & (e >= config.min_count)
-    # the first crossing minute of each bucket
-    first = rows.with_columns(pl.Series("_x", crossed)).select(
-        (pl.col("_x") & ~pl.col("_x").cum_max().shift(1, fill_value=False).over(*keys, "_bucket")).alias("_s"))["_s"]
+    first = _first_in_bucket(rows, crossed, keys)
     window_minutes = ((rows["minute"] - data_start).dt.total_minutes().clip(upper_bound=config.baseline_days * 1440)
                       - (rows["minute"] - rows["_H"]).dt.total_minutes())
     elapsed = ((rows["minute"] - rows["_bucket"]).dt.total_minutes() + 1).to_numpy()
     return rows.with_columns(
         pl.lit(w, pl.Int32).alias("scale"), pl.lit("share").alias("test"),
         pl.Series("windowExpected", expected), pl.Series("expected", expected / elapsed),
-        pl.Series("pValue", sf), pl.Series("hot", hot | first.to_numpy()), first.alias("start"),
+        pl.Series("pValue", sf), pl.Series("hot", hot | first), pl.Series("start", first),
         pl.lit(0.0).alias("season"), pl.lit(0.0).alias("recur"), pl.lit(0.0).alias("recent"),
         (pl.col("_e_win") / window_minutes.clip(lower_bound=1) * w).alias("baselineAverage"),
         window_minutes.clip(lower_bound=0).cast(pl.Int64).alias("baselineDuration"),
@@ -305,7 +305,9 @@ def scan_scales(
                 out.append(rows.filter(pl.col("hot") | pl.col("start")))
         cfg = _scale_config(config, w, k)
         exp_w = None if exposure is None else _bucketed(exposure, exposure_keys, w)
-        scored = score_minutes(_bucketed(history, keys, w).collect(), _bucketed(query, keys, w).collect(),
+        hist_w = _bucketed(history, keys, w).collect()
+        query_w = hist_w if query is history else _bucketed(query, keys, w).collect()  # the first pass
+        scored = score_minutes(hist_w, query_w,
                                keys=keys, data_start=data_start, config=cfg, exposure=exp_w,
                                exposure_keys=exposure_keys, block_minutes=w)
         hot = scored.filter("hot")
