@@ -393,18 +393,54 @@ def dimension_chart(model_dict: dict[str, Any]) -> alt.LayerChart:
     )
 
 
-def explore_chart(calls: pl.DataFrame, *, title: str = "Calls") -> alt.VConcatChart:
+#: Bucket sizes (minutes) the explore chart picks from: the finest that keeps it under EXPLORE_BUCKETS bars.
+EXPLORE_BUCKET_CHOICES = (1, 5, 15, 60, 180, 360, 1440)
+EXPLORE_BUCKETS = 240
+
+
+def explore_bucket_minutes(since: datetime | None, until: datetime | None) -> int:
+    """The explore chart's bucket for a span: 1 minute for an hour, 5 for a day, an hour for weeks.
+
+    Pass it to :func:`api_calls` as ``base_minutes`` so a one-hour incident gets many bars, not one.
+
+    Examples
+    --------
+    >>> t0 = datetime(2025, 3, 7, 10, tzinfo=timezone.utc)
+    >>> explore_bucket_minutes(t0, t0 + timedelta(hours=1)), explore_bucket_minutes(t0, t0 + timedelta(days=10))
+    (1, 60)
+    """
+    if since is None or until is None:
+        return 60
+    minutes = max((until - since).total_seconds() / 60, 1)
+    return next((b for b in EXPLORE_BUCKET_CHOICES if minutes / b <= EXPLORE_BUCKETS), EXPLORE_BUCKET_CHOICES[-1])
+
+
+def _bucket_step(calls: pl.DataFrame) -> int:
+    """The bucket size of an :func:`api_calls` frame, in minutes (60 when it has one bucket)."""
+    times = calls.select(pl.col("bucket").str.to_datetime(time_zone="UTC", time_unit="us").unique().sort())["bucket"]
+    steps = times.diff().drop_nulls()
+    return max(1, int(steps.min().total_seconds() // 60)) if steps.len() else 60
+
+
+def explore_chart(calls: pl.DataFrame, *, title: str = "Calls", bucket_minutes: int | None = None) -> alt.VConcatChart:
     """Interactive: brush a time range on top, click an API below (each filters the other).
 
-    ``calls`` is the output of :func:`api_calls` (``bucket``, ``api``, ``calls``).
+    ``calls`` is the output of :func:`api_calls` (``bucket``, ``api``, ``calls``) and
+    ``bucket_minutes`` its bucket size (default: read from the buckets). The top panel draws one
+    bar per bucket from its start to its end, so a single bucket (a one-hour incident at an hourly
+    bucket) is still visible; a step area would draw nothing.
     """
+    size = bucket_minutes or _bucket_step(calls)
+    frame = calls.with_columns(
+        _iso(pl.col("bucket").str.to_datetime(time_zone="UTC", time_unit="us") + timedelta(minutes=size)).alias("bucketEnd"))
     brush = alt.selection_interval(encodings=["x"], name="brush")
     click = alt.selection_point(fields=["api"], name="api_pick")
-    base = alt.Chart(calls)
+    base = alt.Chart(frame)
     timeline = (
-        base.mark_area(opacity=0.8, interpolate="step-after")
-        .encode(x=_time_x("bucket"), y=alt.Y("sum(calls):Q", title="calls"),
-                tooltip=[alt.Tooltip("bucket:T", format="%Y-%m-%d %H:%M"), alt.Tooltip("sum(calls):Q", title="calls")])
+        base.mark_bar(opacity=0.85, color="#4c78a8", minBandSize=2)
+        .encode(x=_time_x("bucket"), x2="bucketEnd:T", y=alt.Y("sum(calls):Q", title="calls"),
+                tooltip=[alt.Tooltip("bucket:T", format="%Y-%m-%d %H:%M", title="from (UTC)"),
+                         alt.Tooltip("sum(calls):Q", title="calls")])
         .transform_filter(click)
         .add_params(brush)
         .properties(title=alt.Title(title, subtitle="drag to select a time range; click an API below"), width=640, height=180)
@@ -472,3 +508,28 @@ def interactive_html(chart: alt.TopLevelMixin, *, height: int = 520) -> str:
         f'<iframe class="ik-interactive" style="width:100%;height:{int(height)}px;border:0" '
         f'sandbox="allow-scripts" srcdoc="{html.escape(doc, quote=True)}"></iframe>'
     )
+
+
+class InteractiveChart:
+    """A chart to display in a notebook as :func:`interactive_html` (offline, sandboxed iframe).
+
+    Display it directly (``display(InteractiveChart(chart))``), not through
+    ``IPython.display.HTML``: ``HTML()`` of a bare ``<iframe …></iframe>`` string warns
+    "Consider using IPython.display.IFrame instead" on every run, and ``IFrame`` needs a URL.
+    This object gives IPython the same HTML through ``_repr_html_``, which does not warn.
+
+    Examples
+    --------
+    >>> calls = pl.DataFrame({"bucket": ["2025-03-07T10:00:00Z"], "api": ["Ecs/DeleteInstance"], "calls": [3]})
+    >>> InteractiveChart(explore_chart(calls))._repr_html_().startswith("<iframe")
+    True
+    """
+
+    def __init__(self, chart: alt.TopLevelMixin, *, height: int = 520) -> None:
+        self.chart, self.height = chart, height
+
+    def _repr_html_(self) -> str:
+        return interactive_html(self.chart, height=self.height)
+
+    def __repr__(self) -> str:
+        return "<interactive chart: open in JupyterLab or an HTML export>"

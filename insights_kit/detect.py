@@ -29,6 +29,7 @@ import polars as pl
 from insights_kit import insights as insight_events
 from insights_kit.config import Config, load_allowlist, load_config
 from insights_kit.detectors.base import Allowlist, Detector, UnitContext, empty_incidents
+from insights_kit.regions import analysis_events, choose_home_region, in_analysis_region  # noqa: F401 - re-exported
 from insights_kit.schema import EVENT_SCHEMA, conform
 
 STATE_VERSION = 1
@@ -40,39 +41,6 @@ UNUSED_BY_DETECTORS = [
     "acsRegion", "isGlobal", "recipientAccountId", "analysisRegion",
 ]
 from insights_kit.schema import INSIGHT_TYPES  # noqa: E402 - re-exported
-
-
-def analysis_events(events: pl.LazyFrame, *, home_region: str) -> pl.LazyFrame:
-    """Add ``analysisRegion``: ``acsRegion``, or the home region for global events."""
-    return events.with_columns(
-        pl.when(pl.col("isGlobal").fill_null(False))
-        .then(pl.lit(home_region))
-        .otherwise(pl.col("acsRegion"))
-        .alias("analysisRegion")
-    )
-
-
-def in_analysis_region(region: str, *, home_region: str | None) -> pl.Expr:
-    """Rows of :func:`analysis_events` that ``region`` analyses.
-
-    Outside the home region these are the region's own events only; saying so on the stored
-    ``acsRegion`` column lets a lake scan skip the other regions' row groups.
-    """
-    analysed = pl.col("analysisRegion") == region
-    return analysed if region == home_region else (pl.col("acsRegion") == region) & analysed
-
-
-def choose_home_region(events: pl.LazyFrame) -> str | None:
-    """The region with the most events (ties: alphabetical), or None without events."""
-    top = (
-        events.group_by("acsRegion")
-        .len()
-        .drop_nulls("acsRegion")
-        .sort(["len", "acsRegion"], descending=[True, False])
-        .head(1)
-        .collect()
-    )
-    return top["acsRegion"][0] if top.height else None
 
 
 def build_detectors(config: Config) -> list[Detector]:

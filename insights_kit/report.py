@@ -6,7 +6,8 @@ each executed notebook, converts it to HTML with the code hidden, and writes the
 
     DIR/insights/...                          the Insights store (detect --out)
     DIR/index.html                            every report window, the latest first
-    DIR/<window>/index.html                   regions of one window with insight counts by type
+    DIR/<window>/index.html                   the console: search, filter and drill down (insights_kit.console)
+    DIR/<window>/console/...                  its Vega bundle and one detail file per incident
     DIR/<window>/<region>/report.ipynb        the executed notebook
     DIR/<window>/<region>/report.html         the same, code hidden, no network needed
     DIR/<window>/<region>/*.png, *.svg        its charts
@@ -22,6 +23,7 @@ value put into HTML goes through :mod:`insights_kit.htmlsafe`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -34,6 +36,7 @@ from datetime import datetime, timedelta, timezone
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterator, Sequence
+from urllib.parse import quote
 
 import polars as pl
 
@@ -273,15 +276,10 @@ def incidents(ctx: RegionContext) -> list[dict[str, Any]]:
 
 def attribution_table(event: dict[str, Any]) -> pl.DataFrame:
     """Attributions of an Insights event as rows (attribute, window, value, average)."""
-    rows = []
-    context = (event.get("insightDetails") or {}).get("insightContext") or {}
-    for item in context.get("attributions") or []:
-        for window in ("insight", "baseline"):
-            for value in item.get(window) or []:
-                rows.append({"attribute": str(item.get("attribute")), "window": window,
-                             "value": None if value.get("value") is None else str(value.get("value")),
-                             "average": None if value.get("average") is None else float(value["average"])})
-    return pl.DataFrame(rows, schema={"attribute": pl.String, "window": pl.String, "value": pl.String, "average": pl.Float64})
+    from insights_kit.console.data import attributions
+
+    return pl.DataFrame(attributions(event), schema={"attribute": pl.String, "window": pl.String,
+                                                     "value": pl.String, "average": pl.Float64})
 
 
 def related(ctx: RegionContext, inc: dict[str, Any]) -> pl.DataFrame:
@@ -310,12 +308,24 @@ def _html(markup: str) -> Any:
 
 def show_chart(ctx: RegionContext, chart: Any, name: str) -> dict[str, str]:
     """Save ``chart`` as PNG+SVG in the region folder and display the SVG (offline)."""
-    from IPython.display import SVG
-
     paths = charts.save_chart(chart, ctx.out_dir / name)
     ctx.charts[name] = paths
-    _display(SVG(filename=paths["svg"]))
+    # An <img> with real alt text: nbconvert's own SVG output says "No description has been provided".
+    svg = base64.b64encode(Path(paths["svg"]).read_bytes()).decode("ascii")
+    _display(_html(f'<img class="ik-chart" alt="{esc(chart_alt_text(chart, region=ctx.region))}" '
+                   f'src="data:image/svg+xml;base64,{svg}">'))
     return paths
+
+
+def chart_alt_text(chart: Any, *, region: str | None = None) -> str:
+    """A chart's alt text: its title and subtitle (what it shows and how), and the region."""
+    title = chart.to_dict().get("title") if hasattr(chart, "to_dict") else None
+    if isinstance(title, dict):
+        sub = title.get("subtitle")
+        sub = " ".join(sub) if isinstance(sub, list) else sub
+        title = f"{title.get('text')}" + (f" ({sub})" if sub else "")
+    text = str(title or "chart")
+    return f"{text}, region {region}" if region else text
 
 
 def show_header(ctx: RegionContext) -> None:
@@ -328,7 +338,7 @@ def show_header(ctx: RegionContext) -> None:
         for e in ctx.learning.values()
     )
     _display(_html(
-        f'<p class="ik-nav"><a href="../index.html">← all regions</a></p>'
+        f'<p class="ik-nav"><a href="../index.html">← the console (all regions and incidents)</a></p>'
         f"<h1>ActionTrail Insights — {esc(ctx.region)}</h1>"
         f"<p>Window (UTC): {esc(window)}. Home region: {esc(ctx.home_region)}. Source: {esc(origin)}.</p>"
         + (f'<p class="ik-learning">Learning: {esc(learning)}.</p>' if learning else "")
@@ -357,7 +367,8 @@ def _incident_heading(inc: dict[str, Any]) -> str:
         f'<h2 id="incident-{inc["number"]}">{inc["number"]}. {esc(inc["insightType"])}: {esc(inc["insightObject"])}</h2>'
         f"<p>Start {esc(_iso(inc['startTime']))}, end {esc(end)}; "
         f"baseline average {esc(base)}, insight average {esc(during)}, "
-        f"{esc(end_stats.get('insightCount'))} events; sharedEventId <code>{esc(inc['sharedEventId'])}</code></p>"
+        f"{esc(end_stats.get('insightCount'))} events; sharedEventId <code>{esc(inc['sharedEventId'])}</code>; "
+        f'<a href="../index.html#incident={esc(quote(inc["sharedEventId"], safe=""))}">open in the console</a></p>'
     )
 
 
@@ -383,7 +394,8 @@ def show_incident(ctx: RegionContext, inc: dict[str, Any]) -> None:
     latest = inc["end"] or inc["start"]
     _display(_html("<h3>Attributions</h3>" + table_html(attribution_table(latest))))
     rel = related(ctx, inc)
-    _display(_html(f"<h3>Related management events (first {RELATED_ROWS} of {rel.height})</h3>"
+    shown = f"first {RELATED_ROWS} of {rel.height}" if rel.height > RELATED_ROWS else f"all {rel.height}"
+    _display(_html(f"<h3>Related management events ({shown}; every one in the console)</h3>"
                    + table_html(rel, max_rows=RELATED_ROWS)))
     body = "".join(json_block(e) for e in (inc["start"], inc["end"]) if e is not None)
     _display(_html(f"<details><summary>Original Insights event JSON</summary>{body}</details>"))
@@ -466,11 +478,19 @@ def _show_rate(ctx: RegionContext, inc: dict[str, Any], details: dict, account: 
         unit.lazy(), insight_type=kind, since=since, until=until,
         service_name=details.get("serviceName"), event_name=details.get("eventName"),
         error_code=details.get("errorCode"), config=section, data_start=data_start,
+        masks=_series_incidents(ctx, inc),
     )
     what = details.get("eventName") or details.get("insightObject")
     label = "errors" if kind == "ApiErrorRateInsight" else "write calls"
     title = f"{what}: {label} per minute" + (f" ({details['errorCode']})" if details.get("errorCode") else "")
     show_chart(ctx, charts.rate_chart(series, incident_start=inc["startTime"], incident_end=inc["endTime"], title=title), name)
+
+
+def _series_incidents(ctx: RegionContext, inc: dict[str, Any]) -> list[tuple[datetime, datetime | None]]:
+    """(start, end) of every incident of the same type and object: the chart's baseline leaves them out."""
+    same = [i for i in incidents(ctx) if i["insightType"] == inc["insightType"]
+            and i["insightObject"] == inc["insightObject"]]
+    return [(i["startTime"], i["endTime"]) for i in same]
 
 
 def _show_ip(ctx: RegionContext, inc: dict[str, Any], details: dict, name: str) -> None:
@@ -778,9 +798,8 @@ def _report_into(staging: Path, out: Path, window: str, summary: dict[str, Any],
         res["events"] = (summary.get("regions", {}).get(region) or {}).get("events")
         res["learning"] = dict((summary.get("regions", {}).get(region) or {}).get("learning") or {})
     data_since, data_until = data_span(summary)
-    _write_text(staging / "index.html", window_index_html(window, results, since=since or data_since,
-                                                          until=until or data_until,
-                                                          home_region=summary.get("homeRegion")))
+    _write_console(staging, window, results, sources=sources, store_dir=store_dir, since=since or data_since,
+                   until=until or data_until, home_region=summary.get("homeRegion") or home_region, config=config)
 
     final = out / window
     _replace_dir(staging, final)
@@ -799,6 +818,37 @@ def _report_into(staging: Path, out: Path, window: str, summary: dict[str, Any],
         "regions": dict(sorted(results.items())),
         "failed": failed,
     }
+
+
+def _write_console(staging: Path, window: str, results: dict[str, dict[str, Any]], *, sources: Sequence[Path],
+                   store_dir: Path, since: datetime | None, until: datetime | None, home_region: str | None,
+                   config: Any) -> dict[str, Any]:
+    """The window's ``index.html``: the console over the window's incidents (:mod:`insights_kit.console`)."""
+    import warnings
+
+    from insights_kit import store as st
+    from insights_kit.config import Config, load_config
+    from insights_kit.console import write_console
+
+    with warnings.catch_warnings():  # tqdm.auto's ipywidgets warning
+        warnings.simplefilter("ignore")
+        from insights_kit.readers import load
+
+    cfg = config if isinstance(config, Config) else load_config(str(resolve(config)) if config else None)
+    insights = _in_window(st.read_events(store_dir), since, until)
+    events = load([str(resolve(s)) for s in sources], since=since, until=until, progress=False).events
+    regions = []
+    for region in sorted(results):
+        res = results[region]
+        ok = res.get("status") == "ok" and _safe_region(region) is not None
+        regions.append({
+            "region": region, "status": res.get("status"), "error": res.get("error"), "events": res.get("events"),
+            "learning": learning_note(res.get("learning") or {}) if ok else "",
+            "page": f"{region}/report.html" if ok and res.get("html") else None,
+            "insights": {t: int((res.get("insights") or {}).get(t, 0)) for t in INSIGHT_TYPES},
+        })
+    return write_console(staging, insights=insights, events=events, window=window, since=since, until=until,
+                         regions=regions, home_region=home_region, config=cfg)
 
 
 def _replace_dir(new: Path, target: Path) -> None:
@@ -820,12 +870,6 @@ table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:.3rem .6rem;t
 th{background:#f3f3f3}td.num{text-align:right}tr.failed td{background:#fdecea}.err{color:#a40000}
 #regions td:first-child{white-space:nowrap}
 """
-
-#: Short column heads of the regions table (the full type name is the head's title).
-SHORT_TYPE_NAMES = {"ApiCallRateInsight": "call rate", "ApiErrorRateInsight": "error rate", "IpInsight": "IP",
-                    "AkInsight": "AccessKey", "PolicyChangeInsight": "policy", "PasswordChangeInsight": "password",
-                    "TrailConcealmentInsight": "trail"}
-
 
 def _page(title: str, body: str) -> str:
     return (
@@ -850,6 +894,8 @@ def learning_note(learning: dict[str, Any]) -> str:
 
 def regions_table(results: dict[str, dict[str, Any]], *, prefix: str = "") -> str:
     """One row per region with its insight counts by type; links are relative to ``prefix``."""
+    from insights_kit.console.page import SHORT_TYPE_NAMES
+
     head = "".join(
         f'<th title="{esc(t)}">{esc(SHORT_TYPE_NAMES.get(t, t))}</th>'
         for t in ("region", "status", "events", *INSIGHT_TYPES, "total", "files")
@@ -877,20 +923,6 @@ def regions_table(results: dict[str, dict[str, Any]], *, prefix: str = "") -> st
         f'<table id="regions"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
         "<p>Counts are Insights incidents (Start events) by type.</p>"
     )
-
-
-def window_index_html(window: str, results: dict[str, dict[str, Any]], *, since: datetime | None = None,
-                      until: datetime | None = None, home_region: str | None = None) -> str:
-    """``DIR/<window>/index.html``: one row per region with its insight counts by type."""
-    check_window(window)
-    body = (
-        f'<p><a href="../index.html">all report windows</a></p>'
-        f"<h1>ActionTrail Insights report</h1>"
-        f"<p>Window (UTC): {esc(_iso(since) or '?')} → {esc(_iso(until) or '?')}"
-        f" &nbsp; Home region: {esc(home_region or '')}</p>"
-        + regions_table(results)
-    )
-    return _page(f"insights-kit report {window}", body)
 
 
 def _safe_region(region: str) -> str | None:

@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from insights_kit.regions import analysis_events, choose_home_region, in_analysis_region
 from insights_kit.schema import UTC_DATETIME, check_region
 
 #: Where Insights events live below the output directory (the OSS delivery prefix).
@@ -710,7 +711,6 @@ def related_events(
     details = anchor.get("insightDetails") or {}
     region = anchor.get("acsRegion")
     account = anchor.get("recipientAccountId")
-    from insights_kit.detect import analysis_events, choose_home_region, in_analysis_region
 
     # The same region assignment detect used (global events belong to the home region);
     # a home region is None only when there are no events at all.

@@ -15,7 +15,7 @@ from insights_kit import report
 from test_report import assert_only_escaped, write_hostile_tree
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = ("insights_report", "explore", "tune_models")
+NOTEBOOKS = ("insights_report", "explore", "tune_models", "console")
 SAMPLE = ROOT / "data" / "sample"
 
 
@@ -108,6 +108,25 @@ def test_explore_notebook(tmp_path, hostile_src):
     assert "<iframe" in html and "brush" in html
     page = report.notebook_to_html(tmp_path / "out.ipynb", tmp_path / "out.html", title="explore").read_text()
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)" in page
+
+
+def test_console_notebook(tmp_path, hostile_src):
+    _needs_detect()
+    from insights_kit.detect import run_detect
+
+    run_detect([hostile_src], tmp_path / "store")
+    nb = _run("console", tmp_path / "out.ipynb", cwd=ROOT / "notebooks", store=str(tmp_path / "store"),
+              source=str(hostile_src), search="198.51.100.66", region="cn-hangzhou")
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "stream" and o.name == "stderr"]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    html = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert "1 incident(s)" in html and "IpInsight · 198.51.100.66 · cn-hangzhou" in html
+    assert "events 1–100 of 450" in html and "<h4>Start</h4>" in html
+    svgs = [o["data"]["image/svg+xml"] for o in outputs if "image/svg+xml" in o.get("data", {})]
+    assert len(svgs) == 2  # the trend by API and the heterogeneity dimensions
+    page = report.notebook_to_html(tmp_path / "out.ipynb", tmp_path / "out.html", title="console").read_text()
+    assert_only_escaped(page, "console notebook html")
 
 
 @pytest.mark.slow

@@ -56,7 +56,8 @@ def assert_only_escaped(page: str, where: str) -> None:
     """Markup from the data appears escaped, never as markup."""
     assert "<script>alert" not in page, f"raw <script> in {where}"
     assert "<b>x</b>" not in page, f"raw markup in {where}"
-    assert "alert(1)" not in page or "&lt;script&gt;alert(1)" in page, where
+    # escaped as HTML, or as JSON in the console's data (\u003c cannot open a tag)
+    assert "alert(1)" not in page or "&lt;script&gt;alert(1)" in page or "\\u003cscript\\u003ealert(1)" in page, where
     assert htmlsafe.external_references(page) == [], f"{where} loads remote resources"
 
 
@@ -110,14 +111,22 @@ def test_window_index_escapes_regions_and_errors_and_marks_failures():
         "cn-beijing": {"status": "failed", "error": f"ValueError: {HOSTILE}", "html": None, "notebook": "y", "insights": {}},
         "../<b>x</b>": {"status": "failed", "error": "invalid region name", "html": None, "notebook": None, "insights": {}},
     }
-    page = report.window_index_html("open_open", results, home_region=HOSTILE)
+    from insights_kit.console import page as console_page
+    from insights_kit.schema import INSIGHT_TYPES
+
+    regions = [{"region": r, "status": res["status"], "error": res.get("error"), "events": res.get("events"),
+                "learning": "", "page": f"{r}/report.html" if res["html"] else None, "insights": res["insights"]}
+               for r, res in results.items()]
+    index = {"version": 1, "window": {"name": "open_open"}, "homeRegion": HOSTILE, "types": list(INSIGHT_TYPES),
+             "regions": regions, "incidents": []}
+    page = console_page.render_index_html(index, title=f"report {HOSTILE}")
     assert_only_escaped(page, "window index")
     assert 'href="cn-hangzhou/report.html"' in page
     assert "failed: ValueError: &lt;script&gt;" in page
-    assert 'href="../' not in page.replace('href="../index.html"', "")  # no link built from a bad name
-    row = re.search(r"<tr class=\"ok\">(.*?)</tr>", page).group(1)
+    assert 'href="../' not in page  # no link built from a bad name
+    row = re.search(r"<tr><td><code>cn-hangzhou</code>(.*?)</tr>", page).group(1)
     # events, then the seven types in ActionTrail's order, then the total
-    assert re.findall(r"<td class=\"num\">(\d+)</td>", row) == ["10", "1", "0", "2", "0", "0", "0", "0", "3"]
+    assert re.findall(r"<td class=\"ik-num\">(\d+)</td>", row) == ["10", "1", "0", "2", "0", "0", "0", "0", "3"]
 
 
 def test_notebook_html_has_no_code_no_cdn_and_escaped_outputs(tmp_path):
@@ -222,6 +231,14 @@ def test_hostile_values_appear_only_escaped(hostile_report):
         assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 10
         assert "ApiCallRateInsight" in page and "IpInsight" in page
         assert "import insights_kit" not in page and "report.load_region" not in page  # code hidden
+        # every chart has alt text from its title; incidents link to the console; counts are honest
+        assert "No description has been provided" not in page
+        alts = [re.search(r'\balt="([^"]*)"', tag).group(1) for tag in re.findall(r"<img[^>]*>", page)
+                if "ik-chart" in tag]
+        assert len(alts) >= 5 and all(a and f"region {region}" in a for a in alts), alts
+        assert page.count('href="../index.html#incident=') >= 3
+        for shown, total in re.findall(r"Related management events \(first (\d+) of (\d+)", page):
+            assert int(total) > int(shown), "a 'first N of M' heading with M <= N"
 
 
 def test_root_index_lists_the_latest_windows_regions_with_counts(tmp_path):

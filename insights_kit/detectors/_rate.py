@@ -552,8 +552,14 @@ def rate_series(
     error_code: str | None = None,
     config: RateConfig | None = None,
     data_start: datetime | None = None,
+    masks: Sequence[tuple[datetime, datetime | None]] = (),
 ) -> pl.DataFrame:
     """Per-minute count, expected count and band top of one series, zero-filled on [since, until).
+
+    ``masks`` are the series' incidents (start, end; None: open): their minutes, up to
+    ``accept_after_hours`` after each start, are left out of the baseline as the detector
+    leaves them out (:func:`~insights_kit.detectors._multiscale.rate_incidents`), so the band
+    after an attack is not widened by it.
 
     ``upper`` is the smallest count that would be hot, computed by :func:`score_minutes`, the
     detector's own code path. For ``ApiErrorRateInsight`` the series is the errors of the API
@@ -588,6 +594,14 @@ def rate_series(
                                                      time_unit="us", eager=True)})
     query = grid.join(counts.select("minute", "count"), on="minute", how="left").select(
         pl.lit("s").alias("_series"), "minute", pl.col("count").fill_null(0))
-    scored = score_minutes(counts, query, keys=["_series"], data_start=data_start, config=cfg,
+    history = counts
+    if masks and getattr(cfg, "accept_after_hours", 0) > 0:
+        accept = timedelta(hours=cfg.accept_after_hours)
+        hidden = pl.lit(False)
+        for start, end in masks:
+            stop = min(end or until, start + accept)
+            hidden = hidden | pl.col("minute").is_between(start - timedelta(minutes=1), stop, closed="left")
+        history = counts.filter(~hidden)
+    scored = score_minutes(history, query, keys=["_series"], data_start=data_start, config=cfg,
                            exposure=exposure, exposure_keys=[], prefilter=False)
     return scored.select("minute", "count", "expected", "upper").sort("minute")
