@@ -575,7 +575,9 @@ def rate_series(
     cfg = config or (ErrorRateConfig() if error else CallRateConfig())
     if data_start is None:
         data_start = events.select(pl.col("eventTime").min().dt.truncate("1m")).collect().item() or since
-    ev = select_events(events, cfg).filter(pl.col("eventTime") < until)
+    # The model reads baseline_days of complete hours before a minute's hour: older events do not count.
+    oldest = since - timedelta(days=cfg.baseline_days, hours=1)
+    ev = select_events(events, cfg).filter((pl.col("eventTime") >= oldest) & (pl.col("eventTime") < until))
     api = pl.lit(True)
     if service_name is not None:
         api = api & (pl.col("serviceName") == service_name)

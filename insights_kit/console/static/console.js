@@ -585,7 +585,7 @@
   }
 
   function trendSpec(detail, data, highlight, width) {
-    const x = { field: "t", type: "temporal", title: "time (UTC)", scale: { type: "utc", domain: [isoOut(state.from), isoOut(state.to)] } };
+    const x = { field: "t", type: "temporal", title: "time (UTC)", scale: { type: "utc", domain: [isoOut(state.from), isoOut(state.to)] }, axis: { format: "%m-%d %H:%M", labelAngle: -30, labelOverlap: true } };
     const layers = [];
     const span = spanLayer(detail.incidentSpan);
     if (span) layers.push(span);
@@ -635,7 +635,7 @@
       const t = parseIso(row.t);
       return { t: isoOut(t), time: fmtTime(t) + " UTC", count: row.count, expected: row.expected, upper: row.upper };
     });
-    const x = { field: "t", type: "temporal", title: "time (UTC)", scale: { type: "utc" } };
+    const x = { field: "t", type: "temporal", title: "time (UTC)", scale: { type: "utc" }, axis: { format: "%m-%d %H:%M", labelAngle: -30, labelOverlap: true } };
     const layers = [];
     const span = spanLayer(detail.incidentSpan);
     if (span) layers.push(span);
