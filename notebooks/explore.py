@@ -42,7 +42,7 @@ import altair as alt
 import polars as pl
 from IPython.display import HTML, display
 
-from insights_kit import charts, detect, htmlsafe, report
+from insights_kit import charts, detect, htmlsafe, region_page, report
 from insights_kit import store as ik_store
 from insights_kit.console import data as console_data
 from insights_kit.console.jupyter import focus
@@ -114,4 +114,4 @@ display(HTML(htmlsafe.table_html(top_principals, max_rows=20)))
 # ## The management events (first 50)
 
 # %%
-display(HTML(htmlsafe.table_html(picked.select([c for c in report.RELATED_COLUMNS if c in picked.columns]), max_rows=50)))
+display(HTML(htmlsafe.table_html(picked.select([c for c in region_page.RELATED_COLUMNS if c in picked.columns]), max_rows=50)))

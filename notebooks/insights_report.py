@@ -25,31 +25,31 @@ home_region: str = ""  # region that analyses global events; empty: the store's,
 
 # %%
 # One region of `insights-kit report` (papermill); runs alone with the defaults above (the shipped
-# sample, detection in memory). Logic: insights_kit.report / insights_kit.charts; all values escaped.
+# sample, detection in memory). Logic: insights_kit.region_page / insights_kit.charts; all values escaped.
 import altair as alt
 
-from insights_kit import report
+from insights_kit import region_page
 
 alt.renderers.enable("svg")  # offline: vl-convert renders, no Vega from a CDN
-ctx = report.load_region(
+ctx = region_page.load_region(
     source=source, store=store, region=region, since=since, until=until,
     config=config, home_region=home_region, out_dir=out_dir,
 )
-report.show_header(ctx)
+region_page.show_header(ctx)
 
 # %% [markdown]
 # ## Summary
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(report.summary_text(ctx))
+print(region_page.summary_text(ctx))
 
 # %%
-report.show_summary(ctx)
-report.show_timeline(ctx)
+region_page.show_summary(ctx)
+region_page.show_timeline(ctx)
 
 # %% [markdown]
 # ## Incidents
 
 # %%
-shown = report.show_incidents(ctx)
+shown = region_page.show_incidents(ctx)

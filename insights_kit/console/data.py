@@ -29,7 +29,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import polars as pl
 
 from insights_kit.regions import analysis_events, in_analysis_region
-from insights_kit.schema import INSIGHT_TYPES, UTC_DATETIME
+from insights_kit.schema import UTC_DATETIME
 
 #: Columns of the console's incident table (:func:`incident_table`).
 INCIDENT_SCHEMA: dict[str, pl.DataType] = {
@@ -513,5 +513,5 @@ def pairs(insights: pl.DataFrame, ids: Iterable[str]) -> dict[str, dict[str, dic
     return out
 
 
-__all__ = ["INCIDENT_SCHEMA", "INSIGHT_TYPES", "attributions", "counts", "details", "default_range", "detail_key",
+__all__ = ["INCIDENT_SCHEMA", "attributions", "counts", "details", "default_range", "detail_key",
            "incident_detail", "incident_table", "index_rows", "pairs", "region_events", "search"]
