@@ -62,7 +62,7 @@ def check_rate_config(config: Any) -> None:
     ``recent_hours`` and ``end_quiet_minutes`` >= 0 (recent_hours, end_quiet_minutes >= 1:
     a zero-hour level or a zero-minute end rule means nothing), ``min_expected > 0``,
     ``alpha_start`` and ``alpha_continue`` p-values in (0, 1], ``min_count >= 1``,
-    ``min_ratio >= 1``, priors > 0; error rate: ``dominant_share``, ``merge_share`` in [0, 1].
+    ``min_ratio >= 1``, priors > 0; error rate: ``dominant_share``, ``merge_share`` in [0, 1], ``caller_api_min_count >= 1``.
     """
     check_range("baseline_days", config.baseline_days, low=1)
     check_timezone("timezone", config.timezone)
@@ -91,3 +91,5 @@ def check_rate_config(config: Any) -> None:
     for share in ("dominant_share", "merge_share"):
         if hasattr(config, share):
             check_range(share, getattr(config, share), low=0, high=1)
+    if hasattr(config, "caller_api_min_count"):
+        check_range("caller_api_min_count", config.caller_api_min_count, low=1)

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from insights_kit.detectors._rate import CallRateConfig, _sf, _upper, rate_series
+from insights_kit.detectors._rate import CallRateConfig, ErrorRateConfig, _sf, _upper, rate_series
 from insights_kit.detectors.base import INCIDENT_SCHEMA, UnitContext
 from insights_kit.detectors.call_rate import CallRateDetector
 from insights_kit.detectors.error_rate import ErrorRateDetector
@@ -283,3 +283,38 @@ def test_sans_delivery_log_access_denied_step():
     got = ErrorRateDetector().detect(unit, c)
     lo, hi = datetime(2021, 7, 29, 23, 55, tzinfo=UTC), datetime(2021, 7, 30, 0, 5, tzinfo=UTC)
     assert got.filter(pl.col("startTime").is_between(lo, hi)).height >= 1, got
+
+
+def _by(frame: pl.DataFrame, principal: str) -> pl.DataFrame:
+    return frame.with_columns(pl.lit(principal).alias("principalId"))
+
+
+def _probe(at: datetime, principal: str, apis=("ListUsers", "ListPolicies", "GetUser", "ListRoles"), each=3):
+    """``each`` NoPermission on each of ``apis``, interleaved over about ten minutes."""
+    return [_by(series(at + (2 * k + i) * MIN, [1], api, rw="Read", code="NoPermission", service="Ram"), principal)
+            for i, api in enumerate(apis) for k in range(each)]
+
+
+def test_a_caller_collecting_a_few_denials_on_each_api_raises_each_api():
+    at = T0 + 2 * DAY + 10 * HOUR
+    rng = np.random.default_rng(RNG_SEED)
+    bob = _by(series(T0, rng.poisson(0.05, 3 * 1440), "DescribeRegions", rw="Read", service="Ecs"), "bob")
+    ev = events(*[_by(p, "app") for p in busy_reads(3)], bob, *_probe(at, "bob"))
+    got = ErrorRateDetector().detect(ev, ctx(T0 + 3 * DAY))
+    per_api = got.filter(pl.col("eventName").is_not_null()).sort("eventName")
+    assert per_api["eventName"].to_list() == ["GetUser", "ListPolicies", "ListRoles", "ListUsers"]
+    assert per_api["insightCount"].to_list() == [3, 3, 3, 3] and per_api["errorCode"].unique().to_list() == ["NoPermission"]
+    models = [json.loads(m) for m in per_api["model"]]
+    assert {m["test"] for m in models} == {"caller"} and {m["caller"] for m in models} == {"bob"}
+    assert (per_api["startTime"] >= at).all() and (per_api["startTime"] < at + 10 * MIN).all()
+    # without the caller level, three denials per API are below every API's min_count
+    off = ErrorRateDetector(ErrorRateConfig(caller_level=False)).detect(ev, ctx(T0 + 3 * DAY))
+    assert off.filter(pl.col("eventName").is_not_null()).height == 0
+
+
+def test_a_caller_whose_denials_are_routine_stays_quiet():
+    # a scanner role that probes the same four APIs every two hours and is always denied
+    routine = [part for h in range(2, 70, 2) for part in _probe(T0 + h * HOUR, "scanner")]
+    ev = events(*[_by(p, "app") for p in busy_reads(3)], *routine)
+    got = ErrorRateDetector().detect(ev, ctx(T0 + 3 * DAY))
+    assert got.filter(pl.col("eventName").is_not_null()).height == 0, got.select("eventName", "startTime", "model")

@@ -158,6 +158,13 @@ class ErrorRateConfig(ScaledRateConfig):
     merge_share : float, default 0.8
         A code-level incident is dropped when an API-level incident with the same code overlaps
         it and that API has at least this share of the code's errors during it.
+    caller_level : bool, default True
+        Also test each caller's (principalId, else accessKeyId) errors, by count and by share
+        of its own calls; an unusual caller's errors raise an incident on each API where it
+        collected ``caller_api_min_count`` of them.
+    caller_api_min_count : int, default 3
+        Errors of an unusual caller on one API that make that API's incident: a probe that
+        tries thirty APIs twice each is one code-level insight, not thirty API insights.
     """
 
     min_count: int = 5
@@ -166,6 +173,8 @@ class ErrorRateConfig(ScaledRateConfig):
     code_level: bool = True
     dominant_share: float = 0.8
     merge_share: float = 0.8
+    caller_level: bool = True
+    caller_api_min_count: int = 3
 
 
 def select_events(events: pl.LazyFrame, config: RateConfig) -> pl.LazyFrame:

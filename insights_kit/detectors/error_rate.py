@@ -5,6 +5,12 @@
   the dominant code when one code has ≥ ``dominant_share`` of the incident's errors.
 * **Code level** (region-wide): errors per errorCode, exposure = all calls of the unit;
   insightObject = errorCode. Catches permission probing spread thinly over many APIs.
+* **Caller level**: errors per caller (principalId, else accessKeyId), exposure = the
+  caller's calls, count and share tests. A stolen key collecting three denials on each of
+  four APIs is too thin for any one API (``min_count``), not for its caller. Each API on
+  which an unusual caller collected at least ``caller_api_min_count`` errors becomes an
+  API-level incident (ActionTrail's unit is the API), unless the API level already has one
+  overlapping; its model says ``"test": "caller"`` and names the caller.
 
 Expected errors are λ_err = max(λ, p_base · calls(t)), with p_base the series' error share
 over the baseline window (Beta prior), so a burst of calls with the usual error share is
@@ -20,6 +26,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import ClassVar
 
 import polars as pl
@@ -63,6 +70,8 @@ class ErrorRateDetector(Detector):
                       counters=ctx.counters, config=cfg)
         api = _or_empty(rate_incidents(api_errors, keys=API_KEYS, exposure=api_calls, exposure_keys=API_KEYS,
                                        **common), API_KEYS)
+        if cfg.caller_level:
+            api = _with_caller_incidents(api, ev, api_errors, common, cfg)
         api = _with_dominant_code(api, errors, cfg.dominant_share).with_columns(pl.col("eventName").alias("insightObject"))
         out = [api]
         if cfg.code_level:
@@ -81,6 +90,84 @@ class ErrorRateDetector(Detector):
         inc = pl.concat([conform_incidents(f.with_columns(pl.lit(self.insight_type).alias("insightType")))
                          for f in out])
         return inc.sort("startTime", "insightObject", "serviceName", "eventSource", "errorCode", nulls_last=True)
+
+
+CALLER = pl.coalesce(pl.col("principalId"), pl.col("accessKeyId")).alias("_caller")
+
+
+def _with_caller_incidents(api: pl.DataFrame, ev: pl.LazyFrame, api_errors: pl.DataFrame, common: dict,
+                           cfg: ErrorRateConfig) -> pl.DataFrame:
+    """``api`` plus an API-level incident for each API an unusual caller collected errors on."""
+    slim = (ev.select(*API_KEYS, "errorCode", CALLER, pl.col("eventTime").dt.truncate("1m").alias("minute"))
+            .filter(pl.col("_caller").is_not_null()).collect())
+    caller_errors = slim.filter(pl.col("errorCode").is_not_null())
+    if caller_errors.is_empty():
+        return api
+    errors = caller_errors.group_by("_caller", "minute").agg(pl.len().cast(pl.Int64).alias("count"))
+    calls = (slim.join(caller_errors.select("_caller").unique(), on="_caller", how="semi")
+             .group_by("_caller", "minute").agg(pl.len().cast(pl.Int64).alias("count")).lazy())
+    callers = rate_incidents(errors, keys=["_caller"], exposure=calls, exposure_keys=["_caller"], **common)
+    if callers.is_empty():
+        return api
+    per_api = (
+        callers.lazy().select(pl.col("_run").alias("_caller_run"), "_caller", "startTime", "_stop", "endTime",
+                              "firedAt", "baselineDuration", "model", "endReason",
+                              (pl.col("insightCount") / pl.col("insightDuration")).alias("_caller_rate"))
+        .join(caller_errors.lazy().select("_caller", *API_KEYS, "minute"), on="_caller", how="inner")
+        .filter((pl.col("minute") >= pl.col("startTime")) & (pl.col("minute") < pl.col("_stop")))
+        .group_by("_caller_run", *API_KEYS, maintain_order=True)
+        .agg(pl.len().cast(pl.Int64).alias("insightCount"), pl.col("minute").min().alias("_first"),
+             pl.all().exclude("minute", "_caller_run", *API_KEYS).first())
+        .filter(pl.col("insightCount") >= cfg.caller_api_min_count)
+        .collect()
+    )
+    if per_api.is_empty():
+        return api
+    if api.height:  # the API level already tells it
+        told = (per_api.lazy().select("_caller_run", *API_KEYS, "startTime", "_stop")
+                .join(api.lazy().select(*API_KEYS, pl.col("startTime").alias("_a0"), pl.col("_stop").alias("_a1")),
+                      on=API_KEYS, how="inner", nulls_equal=True)
+                .filter((pl.col("_a0") < pl.col("_stop")) & (pl.col("startTime") < pl.col("_a1")))
+                .select("_caller_run", *API_KEYS).collect())
+        per_api = per_api.join(told, on=["_caller_run", *API_KEYS], how="anti", nulls_equal=True)
+    start = pl.max_horizontal("startTime", "_first")
+    minutes = ((pl.col("_stop") - start).dt.total_minutes()).clip(lower_bound=1)
+    derived = per_api.with_columns(
+        start.alias("startTime"),
+        pl.max_horizontal("firedAt", "_first").alias("firedAt"),
+        minutes.alias("insightDuration"),
+        (pl.col("insightCount") / minutes).alias("insightAverage"),
+        pl.lit(None, pl.Float64).alias("startAverage"),
+        pl.struct("model", "_caller", "insightCount").map_elements(
+            lambda r: _caller_model(r["model"], r["_caller"], r["insightCount"]), return_dtype=pl.String).alias("model"),
+    ).drop("_first", "_caller_rate", "_caller_run", "_caller")
+    derived = _api_baseline(derived, api_errors)
+    offset = int(api["_run"].max()) + 1 if api.height else 0
+    derived = derived.with_row_index("_run", offset=offset)
+    return pl.concat([api, derived], how="diagonal_relaxed") if api.height else derived
+
+
+def _api_baseline(derived: pl.DataFrame, api_errors: pl.DataFrame) -> pl.DataFrame:
+    """``baselineAverage``: the API's errors per minute over the caller incident's baseline window."""
+    window = (
+        derived.lazy().with_row_index("_i").select("_i", *API_KEYS, "startTime", "baselineDuration")
+        .join(api_errors.lazy(), on=API_KEYS, how="inner", nulls_equal=True)
+        .filter((pl.col("minute") < pl.col("startTime"))
+                & (pl.col("minute") >= pl.col("startTime") - pl.duration(minutes=pl.col("baselineDuration"))))
+        .group_by("_i").agg(pl.col("count").sum().alias("_base"))
+        .collect()
+    )
+    return (derived.with_row_index("_i").join(window, on="_i", how="left")
+            .with_columns((pl.col("_base").fill_null(0) / pl.col("baselineDuration").clip(lower_bound=1))
+                          .alias("baselineAverage"))
+            .drop("_i", "_base"))
+
+
+def _caller_model(caller_model: str, caller: str, errors: int) -> str:
+    """The derived incident's model: the caller's test, with the caller and its errors on the API."""
+    model = json.loads(caller_model)
+    return json.dumps({**model, "test": "caller", "callerTest": model.get("test"), "caller": caller,
+                       "apiErrors": int(errors)}, sort_keys=True)
 
 
 def _or_empty(inc: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
