@@ -133,6 +133,19 @@ def test_an_intruder_coming_back_with_the_same_tool_is_new_again():
     assert inc["startTime"].to_list() == [T0 + timedelta(minutes=m) for m in (2 * DAY, 3 * DAY)]
 
 
+def test_an_intruder_coming_back_from_the_same_network_is_new_every_time():
+    # A known admin's stolen key: the same foreign address and tool on days 1, 2 and 3. Its
+    # network and tool are seen only inside incidents, so they never become familiar, while
+    # the admin's own office and tool stay known from its calls outside them.
+    rows = _history("alice", OFFICE, "aliyuncli/3.0") + [
+        _change(m, "AttachPolicyToUser", "alice", OFFICE, "aliyuncli/3.0") for m in (600, 1800)]
+    visits = [_change(d * DAY + 100 + k, "AttachPolicyToUser", "alice", ABROAD, "curl/8.4.0")
+              for d in (1, 2, 3) for k in (0, 2)]
+    inc = _policy(rows + visits, minutes=4 * DAY, learning_hours=0)
+    assert inc["startTime"].to_list() == [T0 + timedelta(minutes=d * DAY + 100) for d in (1, 2, 3)]
+    assert [json.loads(m)["evidence"] for m in inc["model"]][2] == ["newNetwork", "newTool"]
+
+
 def test_a_burst_of_changes_by_a_known_changer_is_raised():
     rows = _history("ci", OFFICE, "Terraform/1.6")
     rows += [_change(m, "CreatePolicyVersion", "ci", OFFICE, "Terraform/1.6") for m in range(60, 3 * DAY, DAY)]

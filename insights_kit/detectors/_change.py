@@ -33,9 +33,12 @@ default, shorter than ``[detect] learning_hours``, because first-seen evidence n
 history longer than ``novelty_hours`` (and an intruder's first change often comes within a
 day of the trail's start). Allow-listed principals are never raised.
 
-A principal's *first* incident is left out of its history (the calls from ``novelty_hours``
-before it to its end): an intruder who comes back with the same tool is new again, while
-behaviour that recurs after that first incident becomes known.
+Incidents are left out of the history (the calls from ``novelty_hours`` before one to its
+end). For networks and tools, every incident: an intruder who comes back from the same
+network with the same tool is new again, however often it comes, while a role's own network
+and tool are known from its calls outside incidents. For the principal, its changes and its
+admin grants, the first incident only: behaviour that recurs after it (a new IaC role's daily
+grant) becomes known.
 
 Incidents: once a principal's change is unusual, its following changes closer than
 ``end_quiet_minutes`` continue it; unusual changes of one service closer than that are one incident
@@ -186,34 +189,50 @@ def score_changes(events: pl.LazyFrame, ctx: UnitContext, *, insight_type: str, 
         "eventTime", "principalId", "_net", "_asn", "_tool"
     ).collect()
     changes = changes.join(nets.collect(), on="sourceIpAddress", how="left")
-    first = _score(changes, theirs, changes, ctx, cfg, insight_type)
-    hits = first.filter(pl.col("unusual") & ~pl.col("allowlisted"))
-    if hits.is_empty():
-        return first
-    # A principal's first incident never feeds its history: its calls from novelty_hours
-    # before the first unusual change to end_quiet_minutes after the last (the intruder's
-    # recon, tool and network) are left out, so the same intruder coming back is still new.
-    # Only the first: behaviour that recurs after it (a new IaC role's daily grant) becomes
-    # known, instead of raising an insight forever.
-    spans = _incident_spans(hits, cfg)
-    clean_calls = theirs.join(_tainted(theirs, spans), on=["principalId", "eventTime"], how="anti")
-    clean_changes = changes.join(_tainted(changes, spans), on=["principalId", "eventTime"], how="anti")
-    return _score(changes, clean_calls, clean_changes, ctx, cfg, insight_type)
+    scored = _score(changes, theirs, changes, theirs, ctx, cfg, insight_type)
+    # Incidents never teach the history what they did. A principal's calls from novelty_hours
+    # before an incident's first unusual change to end_quiet_minutes after its last (the
+    # intruder's recon, tool and network) are left out of the history:
+    # - of networks and tools, for every incident: an intruder's network and tool never become
+    #   familiar through its own attacks (a role's routine ones are familiar from its calls
+    #   outside incidents);
+    # - of the principal, its changes and its admin grants, for its first incident only:
+    #   behaviour that recurs after it (a new IaC role's daily grant) becomes known, instead
+    #   of raising an insight forever.
+    # Incidents found with a cleaner history can clean it further: up to MASK_PASSES passes.
+    seen: pl.DataFrame | None = None
+    for _ in range(MASK_PASSES):
+        hits = scored.filter(pl.col("unusual") & ~pl.col("allowlisted")).select("principalId", "eventTime")
+        if hits.is_empty() or (seen is not None and hits.equals(seen)):
+            break
+        seen = hits
+        runs = _incident_spans(hits, cfg)
+        first, every = runs.filter(pl.col("_run") == 1), runs
+        clean_calls = theirs.join(_tainted(theirs, first), on=["principalId", "eventTime"], how="anti")
+        clean_changes = changes.join(_tainted(changes, first), on=["principalId", "eventTime"], how="anti")
+        clean_tools = theirs.join(_tainted(theirs, every), on=["principalId", "eventTime"], how="anti")
+        scored = _score(changes, clean_calls, clean_changes, clean_tools, ctx, cfg, insight_type)
+    return scored
+
+
+#: Passes of scoring with incidents left out of the history (see score_changes).
+MASK_PASSES = 3
 
 
 def _incident_spans(hits: pl.DataFrame, cfg: ChangeConfig) -> pl.DataFrame:
+    """Per principal and incident run (``_run`` 1, 2, ...): the span its calls are left out of history."""
     quiet = timedelta(minutes=cfg.end_quiet_minutes)
     gap = pl.col("eventTime").diff().over("principalId")
     return (
         hits.select("principalId", "eventTime")
         .sort("principalId", "eventTime")
         .with_columns((gap.is_null() | (gap >= quiet)).cum_sum().over("principalId").alias("_run"))
-        .filter(pl.col("_run") == 1)
-        .group_by("principalId")
+        .group_by("principalId", "_run")
         .agg(
             (pl.col("eventTime").min() - timedelta(hours=cfg.novelty_hours)).alias("_from"),
             (pl.col("eventTime").max() + quiet).alias("_to"),
         )
+        .sort("principalId", "_run")
     )
 
 
@@ -227,16 +246,17 @@ def _tainted(frame: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _score(changes: pl.DataFrame, history: pl.DataFrame, history_changes: pl.DataFrame,
+def _score(changes: pl.DataFrame, history: pl.DataFrame, history_changes: pl.DataFrame, tool_history: pl.DataFrame,
            ctx: UnitContext, cfg: ChangeConfig, insight_type: str) -> pl.DataFrame:  # fmt: skip
-    """Score every change against ``history`` (calls) and ``history_changes`` (its changes)."""
-    hist = history.lazy()
+    """Score every change against ``history`` (calls: the principal), ``history_changes`` (its
+    changes and admin grants) and ``tool_history`` (calls: its networks and tools)."""
+    hist, tools = history.lazy(), tool_history.lazy()
     changes = (
         changes.lazy()
         .join(first_seen(hist, ["principalId"], "_p"), on="principalId", how="left")
-        .join(first_seen(hist, ["principalId", "_net"], "_n"), on=["principalId", "_net"], how="left")
-        .join(first_seen(hist, ["principalId", "_asn"], "_a"), on=["principalId", "_asn"], how="left")
-        .join(first_seen(hist, ["principalId", "_tool"], "_t"), on=["principalId", "_tool"], how="left")
+        .join(first_seen(tools, ["principalId", "_net"], "_n"), on=["principalId", "_net"], how="left")
+        .join(first_seen(tools, ["principalId", "_asn"], "_a"), on=["principalId", "_asn"], how="left")
+        .join(first_seen(tools, ["principalId", "_tool"], "_t"), on=["principalId", "_tool"], how="left")
         .join(first_seen(history_changes.lazy(), ["principalId"], "_c"), on="principalId", how="left")
         .join(
             first_seen(history_changes.lazy().filter(pl.col("grantsAdmin").fill_null(False)), ["principalId"], "_g"),
