@@ -422,8 +422,8 @@ class Console:
         """The incident list as an escaped HTML table."""
         if hits.is_empty():
             return "<p>No incidents match.</p>"
-        return htmlsafe.table_html(hits.select(LIST_COLUMNS), max_rows=max_rows,
-                                   caption=f"{hits.height} incident(s)")
+        return _unwrapped(htmlsafe.table_html(hits.select(LIST_COLUMNS), max_rows=max_rows,
+                                              caption=f"{hits.height} incident(s)"))
 
     def counts_html(self, hits: pl.DataFrame) -> str:
         """Counts by type and by region of a search result, as escaped HTML tables."""
@@ -453,7 +453,7 @@ class Console:
         frame = self.event_page(incident_id, page)
         first = page * data.EVENTS_PER_PAGE
         note = f"events {first + 1}–{first + frame.height} of {total}" if frame.height else "No related events."
-        return f"<p>{htmlsafe.esc(note)}</p>" + (htmlsafe.table_html(frame) if frame.height else "")
+        return f"<p>{htmlsafe.esc(note)}</p>" + (_unwrapped(htmlsafe.table_html(frame)) if frame.height else "")
 
     def original_html(self, incident_id: str) -> str:
         """The Start and End Insights events as escaped JSON."""
@@ -488,6 +488,11 @@ class Console:
         """
         return ConsoleWidget(self, text=text, insight_type=insight_type, region=region, since=since,
                              until=until, incident=incident)
+
+
+def _unwrapped(table: str) -> str:
+    """An escaped table whose cells stay on one line (IDs, times and addresses are read and copied whole)."""
+    return f'<style>.ik-jtable td{{white-space:nowrap}}</style><div class="ik-jtable" style="overflow-x:auto">{table}</div>'
 
 
 def _svg_output(svg: str) -> dict[str, Any]:
