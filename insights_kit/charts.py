@@ -28,6 +28,7 @@ from typing import Any
 import altair as alt
 import polars as pl
 
+from insights_kit.features import bucket_minutes
 from insights_kit.htmlsafe import script_json
 
 #: Altair's default row limit; we stay well below it.
@@ -393,8 +394,7 @@ def dimension_chart(model_dict: dict[str, Any]) -> alt.LayerChart:
     )
 
 
-#: Bucket sizes (minutes) the explore chart picks from: the finest that keeps it under EXPLORE_BUCKETS bars.
-EXPLORE_BUCKET_CHOICES = (1, 5, 15, 60, 180, 360, 1440)
+#: The explore chart's time panel stays under this many bars.
 EXPLORE_BUCKETS = 240
 
 
@@ -411,8 +411,7 @@ def explore_bucket_minutes(since: datetime | None, until: datetime | None) -> in
     """
     if since is None or until is None:
         return 60
-    minutes = max((until - since).total_seconds() / 60, 1)
-    return next((b for b in EXPLORE_BUCKET_CHOICES if minutes / b <= EXPLORE_BUCKETS), EXPLORE_BUCKET_CHOICES[-1])
+    return bucket_minutes(until - since, max_buckets=EXPLORE_BUCKETS)
 
 
 def _bucket_step(calls: pl.DataFrame) -> int:

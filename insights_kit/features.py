@@ -200,3 +200,20 @@ def window_sums(
         *[(pl.col(f"_at_{v}") - pl.col(f"_lo_{n}_{v}")).alias(f"{v}_{n}") for n in windows for v in values],
     )
     return query.join(sums, on=[*keys, at], how="left", nulls_equal=True)
+
+
+#: Bucket sizes (minutes) a time axis picks from (:func:`bucket_minutes`).
+BUCKET_CHOICES = (1, 5, 15, 60, 180, 360, 1440)
+
+
+def bucket_minutes(span: timedelta, *, max_buckets: int) -> int:
+    """The smallest of :data:`BUCKET_CHOICES` that cuts ``span`` into at most ``max_buckets`` buckets.
+
+    Examples
+    --------
+    >>> bucket_minutes(timedelta(hours=1), max_buckets=240), bucket_minutes(timedelta(days=10), max_buckets=240)
+    (1, 60)
+    """
+    minutes = max(span.total_seconds() / 60, 1)
+    return next((b for b in BUCKET_CHOICES if minutes / b <= max_buckets), BUCKET_CHOICES[-1])
+

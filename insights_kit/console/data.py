@@ -28,6 +28,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import polars as pl
 
+from insights_kit.features import bucket_minutes
 from insights_kit.regions import analysis_events, in_analysis_region
 from insights_kit.schema import UTC_DATETIME
 
@@ -45,8 +46,7 @@ SEARCH_FIELDS = ("object", "ip", "type", "id", "startEventId", "endEventId", "ev
 EVENT_COLUMNS = ("eventTime", "eventName", "serviceName", "sourceIpAddress", "principal", "errorCode",
                  "userAgent", "eventId", "acsRegion")
 EVENTS_PER_PAGE = 100
-#: The window trend's bucket is the smallest of these that keeps it under MAX_BUCKETS bars.
-BUCKET_CHOICES = (1, 5, 15, 60, 180, 360, 1440)
+#: The window trend's bucket keeps it under this many bars (``features.bucket_minutes``).
 MAX_BUCKETS = 400
 #: Per-minute trend this long on each side of an incident.
 FINE_CONTEXT = timedelta(hours=2)
@@ -220,11 +220,6 @@ def index_rows(incidents: pl.DataFrame) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- one incident
 
 
-def _bucket_for(span: timedelta) -> int:
-    minutes = max(span.total_seconds() / 60, 1)
-    return next((b for b in BUCKET_CHOICES if minutes / b <= MAX_BUCKETS), BUCKET_CHOICES[-1])
-
-
 def _dimensions(model: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for d in model.get("dimensions") or []:
@@ -334,7 +329,7 @@ def details(
     models = {i: ((((p.get("end") or p.get("start") or {}).get("insightDetails") or {}).get("insightContext") or {})
                   .get("model") or {}) for i, p in pairs.items()}
     series = _series_frames(incidents, events, models)
-    bucket = _bucket_for(until - since)
+    bucket = bucket_minutes(until - since, max_buckets=MAX_BUCKETS)
     minute = pl.duration(minutes=1)
     bounds = incidents.select(
         "id", "type", "start",

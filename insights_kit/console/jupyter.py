@@ -711,8 +711,6 @@ def open_store(store: str, source: str, *, defaults: tuple[str, str] = (DEMO_STO
     ...
     FileNotFoundError: Insights store not found: /no/such/store
     """
-    import tempfile
-
     from insights_kit import report
     from insights_kit import store as ik_store
 
