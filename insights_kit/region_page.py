@@ -425,13 +425,10 @@ def _show_ip(ctx: RegionContext, inc: dict[str, Any], details: dict, name: str) 
     _display(_html(f"<h3>APIs called from {esc(ip)}</h3>" + table_html(apis, max_rows=20)))
     model = (details.get("insightContext") or {}).get("model") or {}
     score, threshold = model.get("score"), model.get("threshold")
-    dims = pl.DataFrame(
-        [{"dimension": str(d.get("name")), "verdict": str(d.get("verdict")),
-          "score": None if d.get("score") is None else float(d["score"]),
-          "detail": None if d.get("detail") is None else json.dumps(d["detail"], ensure_ascii=False) if not isinstance(d["detail"], str) else d["detail"]}
-         for d in model.get("dimensions") or []],
-        schema={"dimension": pl.String, "verdict": pl.String, "score": pl.Float64, "detail": pl.String},
-    )
+    from insights_kit.console.data import dimensions
+
+    dims = pl.DataFrame(dimensions(model), schema={"name": pl.String, "verdict": pl.String, "score": pl.Float64,
+                                                   "detail": pl.String}).rename({"name": "dimension"})
     scope = "over the whole incident" if inc["end"] is not None else "so far (the incident is open)"
     _display(_html(f"<h3>Heterogeneity score {esc(score)} (threshold {esc(threshold)}), {scope}</h3>"
                    + table_html(dims)))

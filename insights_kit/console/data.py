@@ -220,7 +220,8 @@ def index_rows(incidents: pl.DataFrame) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- one incident
 
 
-def _dimensions(model: dict[str, Any]) -> list[dict[str, Any]]:
+def dimensions(model: dict[str, Any]) -> list[dict[str, Any]]:
+    """IpInsight's heterogeneity dimensions as rows (name, verdict, score, detail as text)."""
     out = []
     for d in model.get("dimensions") or []:
         detail = d.get("detail")
@@ -405,7 +406,7 @@ def _one_detail(row: dict[str, Any], pair: dict[str, Any], model: dict[str, Any]
         detail["heterogeneity"] = {
             "score": model.get("score"), "threshold": model.get("threshold"),
             "scope": "over the whole incident" if row["end"] is not None else "so far (the incident is open)",
-            "dimensions": _dimensions(model),
+            "dimensions": dimensions(model),
         }
     detail["rate"] = rate
     pages = [rows[i:i + EVENTS_PER_PAGE] for i in range(0, len(rows), EVENTS_PER_PAGE)]
@@ -508,5 +509,5 @@ def pairs(insights: pl.DataFrame, ids: Iterable[str]) -> dict[str, dict[str, dic
     return out
 
 
-__all__ = ["INCIDENT_SCHEMA", "attributions", "counts", "details", "default_range", "detail_key",
+__all__ = ["INCIDENT_SCHEMA", "attributions", "counts", "details", "default_range", "detail_key", "dimensions",
            "incident_detail", "incident_table", "index_rows", "pairs", "region_events", "search"]

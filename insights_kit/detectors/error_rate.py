@@ -59,7 +59,8 @@ class ErrorRateDetector(Detector):
         ev = select_events(events, cfg).filter(pl.col("eventTime") < ctx.data_end)
         # one scan of a slim projection; errors are few, so they are aggregated eagerly, while
         # calls stay raw and are rolled up only for the series still under test (exposure)
-        slim = ev.select(*API_KEYS, "errorCode", pl.col("eventTime").dt.truncate("1m").alias("minute")).collect()
+        slim = ev.select(*API_KEYS, "errorCode", pl.col("eventTime").dt.truncate("1m").alias("minute"),
+                         *([CALLER] if cfg.caller_level else [])).collect()
         errors = slim.filter(pl.col("errorCode").is_not_null()).group_by(*API_KEYS, "errorCode", "minute").agg(
             pl.len().cast(pl.Int64).alias("count"))
         roll = lambda f, by: f.group_by(*by, "minute").agg(pl.col("count").sum())  # noqa: E731
@@ -71,7 +72,7 @@ class ErrorRateDetector(Detector):
         api = _or_empty(rate_incidents(api_errors, keys=API_KEYS, exposure=api_calls, exposure_keys=API_KEYS,
                                        **common), API_KEYS)
         if cfg.caller_level:
-            api = _with_caller_incidents(api, ev, api_errors, common, cfg)
+            api = _with_caller_incidents(api, slim, api_errors, common, cfg)
         api = _with_dominant_code(api, errors, cfg.dominant_share).with_columns(pl.col("eventName").alias("insightObject"))
         out = [api]
         if cfg.code_level:
@@ -95,11 +96,13 @@ class ErrorRateDetector(Detector):
 CALLER = pl.coalesce(pl.col("principalId"), pl.col("accessKeyId")).alias("_caller")
 
 
-def _with_caller_incidents(api: pl.DataFrame, ev: pl.LazyFrame, api_errors: pl.DataFrame, common: dict,
+def _with_caller_incidents(api: pl.DataFrame, slim: pl.DataFrame, api_errors: pl.DataFrame, common: dict,
                            cfg: ErrorRateConfig) -> pl.DataFrame:
-    """``api`` plus an API-level incident for each API an unusual caller collected errors on."""
-    slim = (ev.select(*API_KEYS, "errorCode", CALLER, pl.col("eventTime").dt.truncate("1m").alias("minute"))
-            .filter(pl.col("_caller").is_not_null()).collect())
+    """``api`` plus an API-level incident for each API an unusual caller collected errors on.
+
+    ``slim`` is the detector's one scan of the unit (API keys, errorCode, minute, ``_caller``).
+    """
+    slim = slim.filter(pl.col("_caller").is_not_null())
     caller_errors = slim.filter(pl.col("errorCode").is_not_null())
     if caller_errors.is_empty():
         return api
