@@ -132,5 +132,6 @@ def scan_lake(path: str | Path) -> pl.LazyFrame:
     if not files:
         return empty_events().lazy()
     # Part files hold every column, so the path's key=value segments are not needed.
-    lf = pl.scan_parquet(files, hive_partitioning=False, schema=EVENT_SCHEMA)
+    # missing_columns: a lake written before a canonical column was added still reads (as nulls)
+    lf = pl.scan_parquet(files, hive_partitioning=False, schema=EVENT_SCHEMA, missing_columns="insert")
     return conform(lf)

@@ -27,11 +27,13 @@ IDENTITY_FIELDS = ("type", "principalId", "accountId", "userName", "accessKeyId"
 _IDENTITY = pl.Struct({name: _S for name in IDENTITY_FIELDS})
 
 #: ``requestParameters`` sub-fields read (both vendors' spellings; all else is skipped): the
-#: policy a permission change grants and the user a credential change acts on. A value that
-#: is not a string (a policy document sent as an object) is read as its JSON text.
+#: policy a permission change grants, the trust policy a role change sets and the user a
+#: credential change acts on. A value that is not a string (a policy document sent as an
+#: object) is read as its JSON text.
 REQUEST_FIELDS = (
-    "policyArn", "policyName", "policyDocument", "userName",  # CloudTrail (IAM)
-    "PolicyName", "PolicyDocument", "UserName",  # ActionTrail (RAM)
+    "policyArn", "policyName", "policyDocument", "userName", "assumeRolePolicyDocument",  # CloudTrail (IAM)
+    "PolicyName", "PolicyDocument", "UserName", "AssumeRolePolicyDocument",  # ActionTrail (RAM)
+    "NewAssumeRolePolicyDocument",  # RAM UpdateRole
 )  # fmt: skip
 _REQUEST = pl.Struct({name: _S for name in REQUEST_FIELDS})
 _ATTRIBUTES = pl.Struct({"SensitiveAction": _S})
@@ -148,10 +150,16 @@ _ALLOW_ALL_ACTION = r'(?i)\\?"action\\?"\s*:\s*\[?\s*\\?"(\*|\*:\*)\\?"'
 _ALLOW_ALL_RESOURCE = r'(?i)\\?"resource\\?"\s*:\s*\[?\s*\\?"\*\\?"'
 
 
+#: Managed policies that are admin rights in all but name: full control of the identity
+#: service lets the holder grant itself anything (lower case; matched by name or ARN tail).
+ADMIN_POLICY_NAMES = ("administratoraccess", "aliyunramfullaccess", "iamfullaccess")
+
+
 def grants_admin(request: pl.Expr) -> pl.Expr:
     """True where a request (a ``requestParameters`` struct) grants administrator rights.
 
-    Admin-like means: the managed policy ``AdministratorAccess`` (by ARN or name), or a policy
+    Admin-like means: an admin-equivalent managed policy (:data:`ADMIN_POLICY_NAMES`:
+    ``AdministratorAccess``, or full control of RAM/IAM, by ARN or name), or a policy
     document with an allow-all statement (``"Action": "*"`` or ``"*:*"`` and ``"Resource":
     "*"``). Null when the request names no policy; false otherwise. A document whose
     allow-all statement is a Deny also matches: reading policy logic is out of scope, and a
@@ -161,8 +169,38 @@ def grants_admin(request: pl.Expr) -> pl.Expr:
     name = pl.coalesce(rp.field("policyName"), rp.field("PolicyName"), rp.field("policyArn").str.extract(r"/([^/]+)$"))
     document = pl.coalesce(rp.field("policyDocument"), rp.field("PolicyDocument"))
     allow_all = document.str.contains(_ALLOW_ALL_ACTION) & document.str.contains(_ALLOW_ALL_RESOURCE)
-    admin = (name.str.to_lowercase() == "administratoraccess").fill_null(False) | allow_all.fill_null(False)
+    admin = name.str.to_lowercase().is_in(ADMIN_POLICY_NAMES).fill_null(False) | allow_all.fill_null(False)
     return pl.when(name.is_not_null() | document.is_not_null()).then(admin)
+
+
+#: An account named in a trust policy: RAM ``acs:ram::<id>:...``, IAM ``arn:aws:iam::<id>:...``
+#: (any partition) or IAM's bare ``"AWS": "<12 digits>"``.
+_TRUSTED_ACCOUNT = r'(?:acs:ram::|arn:aws[a-z-]*:iam::)\d+|(?i:\\?"aws\\?"\s*:\s*\[?\s*\\?")\d{12}'
+#: A principal of anyone: ``"Principal": "*"`` or ``{"AWS": "*"}`` / ``{"RAM": "*"}``.
+_TRUSTS_ANYONE = r'(?i)\\?"(principal|aws|ram)\\?"\s*:\s*\[?\s*\\?"\*\\?"'
+
+
+def trusts_outside(request: pl.Expr, event_name: pl.Expr, account: pl.Expr) -> pl.Expr:
+    """True where a request sets a role trust policy that another account (or anyone) may assume.
+
+    The trust policy is RAM's ``AssumeRolePolicyDocument`` (CreateRole) or
+    ``NewAssumeRolePolicyDocument`` (UpdateRole), IAM's ``assumeRolePolicyDocument``
+    (CreateRole) or the ``policyDocument`` of UpdateAssumeRolePolicy. *Outside* means it names
+    an account other than ``account`` (the event's own) or a wildcard principal. Null when the
+    request sets no trust policy (or the own account is unknown); a role trusted by a cloud
+    service or by the account itself is false.
+    """
+    rp = request.struct
+    document = pl.coalesce(
+        rp.field("NewAssumeRolePolicyDocument"), rp.field("AssumeRolePolicyDocument"),
+        rp.field("assumeRolePolicyDocument"),
+        pl.when(event_name == "UpdateAssumeRolePolicy").then(rp.field("policyDocument")),
+    )  # fmt: skip
+    named = document.str.extract_all(_TRUSTED_ACCOUNT).list.eval(pl.element().str.extract(r"(\d+)$"))
+    others = named.list.set_difference(pl.concat_list(account)).list.len() > 0
+    return pl.when(document.is_not_null() & account.is_not_null()).then(
+        others | document.str.contains(_TRUSTS_ANYONE)
+    )
 
 
 def normalize(raw: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
@@ -230,6 +268,9 @@ def normalize(raw: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
             c("requestParameters").struct.field("userName"), c("requestParameters").struct.field("UserName")
         ),
         "grantsAdmin": grants_admin(c("requestParameters")),
+        "trustsOutside": trusts_outside(
+            c("requestParameters"), c("eventName"), pl.coalesce(c("recipientAccountId"), ident.field("accountId"))
+        ),
     }
     passthrough = ("eventVersion", "eventType", "eventName", "eventSource", "recipientAccountId",
                    "userAgent", "errorCode", "errorMessage")  # fmt: skip

@@ -343,6 +343,7 @@ CHANGE_EVIDENCE = {
     "newNetwork": "from a network (/24 and ASN) the principal does not use",
     "newTool": "with a client (user-agent family) the principal does not use",
     "firstAdminGrant": "the principal's first grant of admin rights",
+    "outsideTrust": "the principal's first role trust for another account (or anyone)",
     "otherUser": "on another user's credentials",
     "burst": "a burst: many more changes in an hour than the principal's busiest hour",
 }

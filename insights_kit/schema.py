@@ -46,6 +46,7 @@ EVENT_SCHEMA: dict[str, pl.DataType] = {
     # From requestParameters (the rest of it is not kept; docs/design.md, "Canonical events"):
     "requestUserName": pl.String(),  # the user a request acts on (userName / UserName)
     "grantsAdmin": pl.Boolean(),  # the request grants admin rights (normalize.grants_admin); null: no parameters
+    "trustsOutside": pl.Boolean(),  # a role trust policy another account may assume (normalize.trusts_outside)
     "vpcId": pl.String(),
     "sourceFormat": pl.String(),  # which reader produced the row (see readers.FORMATS)
     "sourceFile": pl.String(),

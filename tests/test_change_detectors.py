@@ -70,6 +70,9 @@ def _password(rows, minutes=4 * DAY, **cfg) -> pl.DataFrame:
         ({"PolicyDocument": '{"Statement":[{"Effect":"Allow","Action":["*:*"],"Resource":["*"]}]}'}, True),
         ({"PolicyDocument": {"Statement": [{"Action": "*", "Resource": "*"}]}}, True),  # an object, not a string
         ({"PolicyDocument": '{"Statement":[{"Action":"ecs:Describe*","Resource":"*"}]}'}, False),
+        ({"PolicyType": "System", "PolicyName": "AliyunRAMFullAccess"}, True),  # grants itself anything
+        ({"policyArn": "arn:aws:iam::aws:policy/IAMFullAccess"}, True),
+        ({"PolicyType": "System", "PolicyName": "AliyunECSFullAccess"}, False),
         ({"userName": "bob"}, None),  # names no policy
         (None, None),
     ],
@@ -81,6 +84,39 @@ def test_grants_admin_reads_managed_names_and_allow_all_documents(request_parame
     raw = pl.read_ndjson(json.dumps(record).encode(), schema=RAW_SCHEMA).with_columns(pl.lit(False).alias("_ct"))
     assert normalize(raw).collect()["grantsAdmin"][0] is expected
     assert isinstance(grants_admin(pl.col("requestParameters")), pl.Expr)
+
+
+_OWN = "1234567890123456"
+
+
+def _trust(*principals: str) -> str:
+    return json.dumps({"Statement": [{"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": dict(principals)}]})
+
+
+@pytest.mark.parametrize(
+    ("name", "request_parameters", "expected"),
+    [
+        ("UpdateRole", {"RoleName": "r", "NewAssumeRolePolicyDocument": _trust(("RAM", ["acs:ram::9876543210987654:root"]))},
+         True),
+        ("UpdateRole", {"NewAssumeRolePolicyDocument": _trust(("RAM", [f"acs:ram::{_OWN}:root"]))}, False),  # own account
+        ("CreateRole", {"AssumeRolePolicyDocument": _trust(("Service", ["ecs.aliyuncs.com"]))}, False),  # a service
+        ("CreateRole", {"assumeRolePolicyDocument": _trust(("AWS", "arn:aws:iam::210987654321:root"))}, True),
+        ("UpdateAssumeRolePolicy", {"policyDocument": _trust(("AWS", "210987654321"))}, True),  # IAM's bare account
+        ("UpdateAssumeRolePolicy", {"policyDocument": _trust(("AWS", "*"))}, True),  # anyone
+        ("UpdateAssumeRolePolicy", {"policyDocument": '{"Statement":[{"Principal":"*"}]}'}, True),
+        # the same document on a permission policy is not a trust policy
+        ("CreatePolicyVersion", {"policyDocument": _trust(("AWS", "210987654321"))}, None),
+        # mixed: the own account and another one
+        ("UpdateRole", {"NewAssumeRolePolicyDocument": _trust(
+            ("RAM", [f"acs:ram::{_OWN}:root", "acs:ram::1111222233334444:role/x"]))}, True),
+        ("UpdateRole", {"RoleName": "r"}, None),  # sets no trust policy
+    ],
+)
+def test_trusts_outside_reads_the_accounts_a_trust_policy_names(name, request_parameters, expected):
+    record = {"eventId": "1", "eventTime": "2025-03-03T00:00:00Z", "eventName": name, "recipientAccountId": _OWN,
+              "requestParameters": request_parameters}
+    raw = pl.read_ndjson(json.dumps(record).encode(), schema=RAW_SCHEMA).with_columns(pl.lit(False).alias("_ct"))
+    assert normalize(raw).collect()["trustsOutside"][0] is expected
 
 
 # ----------------------------------------------------------------------------- PolicyChangeInsight
@@ -109,6 +145,23 @@ def test_a_colleagues_new_office_address_and_a_first_change_from_the_usual_place
         _change(3 * DAY + 20, "AttachPolicyToRole", "bob", OFFICE, "AliyunConsole"),  # first change: 0.3 alone
     ]
     assert _policy(rows).height == 0
+
+
+def test_an_insiders_first_change_opening_a_role_to_another_account_is_raised():
+    # A known user, the usual address, a client never used: 0.5, below the threshold, unless
+    # what the change grants tells (admin rights, or a trust for an outside account).
+    rows = _history("bob", OFFICE, "AliyunConsole")
+    new_client = "aliyun-cli/3.0.16 (darwin; arm64)"
+    quiet = [_change(2 * DAY, "AddUserToGroup", "bob", OFFICE, new_client, trustsOutside=None)]
+    assert _policy(rows + quiet).height == 0
+    door = [_change(2 * DAY, "UpdateRole", "bob", OFFICE, new_client, trustsOutside=True)]
+    inc = _policy(rows + door)
+    assert inc.height == 1
+    model = json.loads(inc["model"][0])
+    assert model["evidence"] == ["newChanger", "newTool", "outsideTrust"] and model["score"] == pytest.approx(1.1)
+    # a role's trust changed to a cloud service (inside) from the same place stays at 0.5
+    service = [_change(2 * DAY, "UpdateRole", "bob", OFFICE, new_client, trustsOutside=False)]
+    assert _policy(rows + service).height == 0
 
 
 def test_a_first_admin_grant_is_raised_alone_and_becomes_known_once_it_recurs():

@@ -17,6 +17,8 @@ new tool            0.2     the user-agent family (``aws-cli``, ``aliyuncli``) i
                             the principal
 first admin grant   0.6     the change grants admin rights (``grantsAdmin``) and the principal
                             never made such a grant before
+outside trust       0.6     the change lets another account (or anyone) assume a role
+                            (``trustsOutside``) and the principal never did so before
 another user        0.2     (PasswordChangeInsight) it acts on another user's credentials
 burst               0.6     the principal's changes in the last hour reach ``burst_min`` and
                             ``burst_factor`` x its busiest earlier hour
@@ -59,7 +61,8 @@ from insights_kit.detectors.sensitive import event_names, names_listed
 from insights_kit.validate import check_range
 
 #: Evidence name -> (weight, the column that says it), in the order ``model`` lists it.
-EVIDENCE = ("newPrincipal", "newChanger", "newNetwork", "newTool", "firstAdminGrant", "otherUser", "burst")
+EVIDENCE = ("newPrincipal", "newChanger", "newNetwork", "newTool", "firstAdminGrant", "outsideTrust", "otherUser",
+            "burst")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -79,10 +82,12 @@ class ChangeConfig:
         Changes in one hour that can be a burst (>= 2).
     burst_factor : float, default 3.0
         ... and how many times the principal's busiest earlier hour they must reach (>= 1).
-    end_quiet_minutes : int, default 15
-        Unusual changes closer than this are one incident (1 to 1440).
+    end_quiet_minutes : int, default 60
+        Unusual changes closer than this are one incident, and a principal's later changes
+        closer than this continue its incident (1 to 1440). An hour, as IpInsight's sessions:
+        an escalation's steps come minutes to an hour apart.
     weight_new_principal, weight_new_changer, weight_new_network, weight_new_tool,
-    weight_first_admin, weight_other_user, weight_burst : float
+    weight_first_admin, weight_outside_trust, weight_other_user, weight_burst : float
         The evidence weights of the table above (0 to 3 each).
     allowed_principals : tuple of str, default ()
         principalIds never raised (added to the allow-list's ``principal:`` lines).
@@ -95,12 +100,13 @@ class ChangeConfig:
     novelty_hours: int = 6
     burst_min: int = 10
     burst_factor: float = 3.0
-    end_quiet_minutes: int = 15
+    end_quiet_minutes: int = 60
     weight_new_principal: float = 0.4
     weight_new_changer: float = 0.3
     weight_new_network: float = 0.35
     weight_new_tool: float = 0.2
     weight_first_admin: float = 0.6
+    weight_outside_trust: float = 0.6
     weight_other_user: float = 0.2
     weight_burst: float = 0.6
     allowed_principals: tuple[str, ...] = ()
@@ -126,7 +132,8 @@ class ChangeConfig:
 #: Evidence name -> the config parameter that weighs it.
 _WEIGHT_FIELDS = {
     "newPrincipal": "weight_new_principal", "newChanger": "weight_new_changer", "newNetwork": "weight_new_network",
-    "newTool": "weight_new_tool", "firstAdminGrant": "weight_first_admin", "otherUser": "weight_other_user",
+    "newTool": "weight_new_tool", "firstAdminGrant": "weight_first_admin", "outsideTrust": "weight_outside_trust",
+    "otherUser": "weight_other_user",
     "burst": "weight_burst",
 }  # fmt: skip
 
@@ -162,7 +169,7 @@ def score_changes(events: pl.LazyFrame, ctx: UnitContext, *, insight_type: str, 
     self_service = names.get("_self_service", {}).get("names", [])
     ev = events.filter(pl.col("eventTime") < ctx.data_end).select(
         "eventTime", "serviceName", "eventName", "principalId", "userName", "sourceIpAddress", "userAgent",
-        "errorCode", "requestUserName", "grantsAdmin", ua_family_expr().alias("_tool"),
+        "errorCode", "requestUserName", "grantsAdmin", "trustsOutside", ua_family_expr().alias("_tool"),
     )
     other_user = (
         pl.col("requestUserName").is_not_null()
@@ -263,6 +270,11 @@ def _score(changes: pl.DataFrame, history: pl.DataFrame, history_changes: pl.Dat
             on="principalId",
             how="left",
         )
+        .join(
+            first_seen(history_changes.lazy().filter(pl.col("trustsOutside").fill_null(False)), ["principalId"], "_x"),
+            on="principalId",
+            how="left",
+        )
         .sort("eventTime")
         .with_columns(pl.lit(1, pl.Int64).alias("_one"))
         .with_columns(pl.col("_one").rolling_sum_by("eventTime", window_size="1h").over("principalId").alias("_hour"))
@@ -300,6 +312,8 @@ def _score(changes: pl.DataFrame, history: pl.DataFrame, history_changes: pl.Dat
         "newNetwork": recent(pl.col("_n")) & recent(pl.col("_a")) & pl.col("_net").is_not_null(),
         "newTool": recent(pl.col("_t")),
         "firstAdminGrant": admin & (pl.col("_g").is_null() | (pl.col("_g") >= pl.col("eventTime"))),
+        "outsideTrust": pl.col("trustsOutside").fill_null(False)
+        & (pl.col("_x").is_null() | (pl.col("_x") >= pl.col("eventTime"))),
         "otherUser": pl.col("otherUser") if insight_type == "PasswordChangeInsight" else pl.lit(False),
         "burst": burst,
     }
