@@ -307,9 +307,40 @@ def test_a_caller_collecting_a_few_denials_on_each_api_raises_each_api():
     models = [json.loads(m) for m in per_api["model"]]
     assert {m["test"] for m in models} == {"caller"} and {m["caller"] for m in models} == {"bob"}
     assert (per_api["startTime"] >= at).all() and (per_api["startTime"] < at + 10 * MIN).all()
+    # each API's insight ends with its own last denial (API i is denied at minutes i, i+2, i+4)
+    order = {"ListUsers": 0, "ListPolicies": 1, "GetUser": 2, "ListRoles": 3}
+    assert per_api["endTime"].to_list() == [at + (5 + order[n]) * MIN for n in per_api["eventName"]]
+    # the region-wide error-code insight is there once (the code level's, not again the caller's)
+    assert got.filter(pl.col("eventName").is_null())["errorCode"].to_list() == ["NoPermission"], got
     # without the caller level, three denials per API are below every API's min_count
     off = ErrorRateDetector(ErrorRateConfig(caller_level=False)).detect(ev, ctx(T0 + 3 * DAY))
     assert off.filter(pl.col("eventName").is_not_null()).height == 0
+
+
+def test_a_caller_denied_once_on_each_of_many_apis_raises_the_error_code():
+    # A stolen key trying 30 APIs once each: no API holds caller_api_min_count denials, and
+    # the region's own NoPermission series cannot tell (a scanner's routine clusters of
+    # denials every two hours make it bursty), but the caller is unusual: the region-wide
+    # error-code insight tells it.
+    at = T0 + 2 * DAY + 10 * HOUR + 20 * MIN
+    rng = np.random.default_rng(RNG_SEED)
+    bob = _by(series(T0, rng.poisson(0.05, 3 * 1440), "DescribeRegions", rw="Read", service="Ecs"), "bob")
+    scans = np.where(np.arange(3 * 1440) % 120 == 0, 12, 0)
+    scanner = [_by(series(T0, scans, "ListPolicies", rw="Read", code="NoPermission", service="Ram"), "scanner"),
+               _by(series(T0, scans * 3, "ListPolicies", rw="Read", service="Ram"), "scanner")]
+    apis = tuple(f"List{i:02d}" for i in range(30))
+    ev = events(*[_by(p, "app") for p in busy_reads(3)], bob, *scanner, *_probe(at, "bob", apis=apis, each=1))
+    got = ErrorRateDetector(ErrorRateConfig(code_level=True)).detect(ev, ctx(T0 + 3 * DAY))
+    assert got.filter(pl.col("eventName").is_not_null()).height == 0
+    code = got.filter(pl.col("eventName").is_null())
+    assert code.height == 1, got
+    row = code.row(0, named=True)
+    assert (row["insightObject"], row["errorCode"], row["insightCount"]) == ("NoPermission", "NoPermission", 30)
+    assert json.loads(row["model"])["test"] == "caller" and json.loads(row["model"])["caller"] == "bob"
+    assert at <= row["startTime"] < at + 10 * MIN and row["endTime"] == at + 30 * MIN
+    # the caller level off: the code's own test does not see it
+    off = ErrorRateDetector(ErrorRateConfig(caller_level=False)).detect(ev, ctx(T0 + 3 * DAY))
+    assert off.height == 0, off.select("startTime", "insightObject", "insightCount", "model")
 
 
 def test_a_caller_whose_denials_are_routine_stays_quiet():

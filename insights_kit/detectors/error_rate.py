@@ -71,8 +71,9 @@ class ErrorRateDetector(Detector):
                       counters=ctx.counters, config=cfg)
         api = _or_empty(rate_incidents(api_errors, keys=API_KEYS, exposure=api_calls, exposure_keys=API_KEYS,
                                        **common), API_KEYS)
-        if cfg.caller_level:
-            api = _with_caller_incidents(api, slim, api_errors, common, cfg)
+        callers = _caller_incidents(slim, common) if cfg.caller_level else None
+        if callers is not None:
+            api = _with_caller_incidents(api, *callers, api_errors, cfg)
         api = _with_dominant_code(api, errors, cfg.dominant_share).with_columns(pl.col("eventName").alias("insightObject"))
         out = [api]
         if cfg.code_level:
@@ -87,6 +88,8 @@ class ErrorRateDetector(Detector):
                                             **code_common), ["errorCode"])
             kept = _drop_described(code, api, errors, cfg.merge_share)
             ctx.counters["merged"] = ctx.counters.get("merged", 0) + code.height - kept.height
+            if callers is not None:
+                kept = _with_caller_code_incidents(kept, api, *callers, code_errors, cfg)
             out.append(kept.with_columns(pl.col("errorCode").alias("insightObject")))
         inc = pl.concat([conform_incidents(f.with_columns(pl.lit(self.insight_type).alias("insightType")))
                          for f in out])
@@ -96,22 +99,26 @@ class ErrorRateDetector(Detector):
 CALLER = pl.coalesce(pl.col("principalId"), pl.col("accessKeyId")).alias("_caller")
 
 
-def _with_caller_incidents(api: pl.DataFrame, slim: pl.DataFrame, api_errors: pl.DataFrame, common: dict,
-                           cfg: ErrorRateConfig) -> pl.DataFrame:
-    """``api`` plus an API-level incident for each API an unusual caller collected errors on.
+def _caller_incidents(slim: pl.DataFrame, common: dict) -> tuple[pl.DataFrame, pl.DataFrame] | None:
+    """The caller-level incidents and the callers' errors (API keys, errorCode, minute, ``_caller``).
 
     ``slim`` is the detector's one scan of the unit (API keys, errorCode, minute, ``_caller``).
+    None when no caller's errors are unusual.
     """
     slim = slim.filter(pl.col("_caller").is_not_null())
     caller_errors = slim.filter(pl.col("errorCode").is_not_null())
     if caller_errors.is_empty():
-        return api
+        return None
     errors = caller_errors.group_by("_caller", "minute").agg(pl.len().cast(pl.Int64).alias("count"))
     calls = (slim.join(caller_errors.select("_caller").unique(), on="_caller", how="semi")
              .group_by("_caller", "minute").agg(pl.len().cast(pl.Int64).alias("count")).lazy())
     callers = rate_incidents(errors, keys=["_caller"], exposure=calls, exposure_keys=["_caller"], **common)
-    if callers.is_empty():
-        return api
+    return None if callers.is_empty() else (callers, caller_errors)
+
+
+def _with_caller_incidents(api: pl.DataFrame, callers: pl.DataFrame, caller_errors: pl.DataFrame,
+                           api_errors: pl.DataFrame, cfg: ErrorRateConfig) -> pl.DataFrame:
+    """``api`` plus an API-level incident for each API an unusual caller collected errors on."""
     per_api = (
         callers.lazy().select(pl.col("_run").alias("_caller_run"), "_caller", "startTime", "_stop", "endTime",
                               "firedAt", "baselineDuration", "model", "endReason",
@@ -120,7 +127,7 @@ def _with_caller_incidents(api: pl.DataFrame, slim: pl.DataFrame, api_errors: pl
         .filter((pl.col("minute") >= pl.col("startTime")) & (pl.col("minute") < pl.col("_stop")))
         .group_by("_caller_run", *API_KEYS, maintain_order=True)
         .agg(pl.len().cast(pl.Int64).alias("insightCount"), pl.col("minute").min().alias("_first"),
-             pl.all().exclude("minute", "_caller_run", *API_KEYS).first())
+             pl.col("minute").max().alias("_last"), pl.all().exclude("minute", "_caller_run", *API_KEYS).first())
         .filter(pl.col("insightCount") >= cfg.caller_api_min_count)
         .collect()
     )
@@ -133,9 +140,14 @@ def _with_caller_incidents(api: pl.DataFrame, slim: pl.DataFrame, api_errors: pl
                 .filter((pl.col("_a0") < pl.col("_stop")) & (pl.col("startTime") < pl.col("_a1")))
                 .select("_caller_run", *API_KEYS).collect())
         per_api = per_api.join(told, on=["_caller_run", *API_KEYS], how="anti", nulls_equal=True)
+    # The API's own span inside its caller's incident: from its first to its last error there
+    # (a probe moves from API to API, so each API's insight ends with its own last denial).
     start = pl.max_horizontal("startTime", "_first")
+    stop = pl.min_horizontal("_stop", pl.col("_last") + pl.duration(minutes=1))
     minutes = ((pl.col("_stop") - start).dt.total_minutes()).clip(lower_bound=1)
     derived = per_api.with_columns(
+        stop.alias("_stop"), pl.when(pl.col("endTime").is_not_null()).then(stop).alias("endTime"),
+    ).with_columns(
         start.alias("startTime"),
         pl.max_horizontal("firedAt", "_first").alias("firedAt"),
         minutes.alias("insightDuration"),
@@ -143,18 +155,18 @@ def _with_caller_incidents(api: pl.DataFrame, slim: pl.DataFrame, api_errors: pl
         pl.lit(None, pl.Float64).alias("startAverage"),
         pl.struct("model", "_caller", "insightCount").map_elements(
             lambda r: _caller_model(r["model"], r["_caller"], r["insightCount"]), return_dtype=pl.String).alias("model"),
-    ).drop("_first", "_caller_rate", "_caller_run", "_caller")
+    ).drop("_first", "_last", "_caller_rate", "_caller_run", "_caller")
     derived = _api_baseline(derived, api_errors)
     offset = int(api["_run"].max()) + 1 if api.height else 0
     derived = derived.with_row_index("_run", offset=offset)
     return pl.concat([api, derived], how="diagonal_relaxed") if api.height else derived
 
 
-def _api_baseline(derived: pl.DataFrame, api_errors: pl.DataFrame) -> pl.DataFrame:
-    """``baselineAverage``: the API's errors per minute over the caller incident's baseline window."""
+def _api_baseline(derived: pl.DataFrame, api_errors: pl.DataFrame, keys: list[str] = API_KEYS) -> pl.DataFrame:
+    """``baselineAverage``: the series' errors per minute over the caller incident's baseline window."""
     window = (
-        derived.lazy().with_row_index("_i").select("_i", *API_KEYS, "startTime", "baselineDuration")
-        .join(api_errors.lazy(), on=API_KEYS, how="inner", nulls_equal=True)
+        derived.lazy().with_row_index("_i").select("_i", *keys, "startTime", "baselineDuration")
+        .join(api_errors.lazy(), on=keys, how="inner", nulls_equal=True)
         .filter((pl.col("minute") < pl.col("startTime"))
                 & (pl.col("minute") >= pl.col("startTime") - pl.duration(minutes=pl.col("baselineDuration"))))
         .group_by("_i").agg(pl.col("count").sum().alias("_base"))
@@ -166,11 +178,75 @@ def _api_baseline(derived: pl.DataFrame, api_errors: pl.DataFrame) -> pl.DataFra
             .drop("_i", "_base"))
 
 
-def _caller_model(caller_model: str, caller: str, errors: int) -> str:
+def _caller_model(caller_model: str, caller: str, errors: int, key: str = "apiErrors") -> str:
     """The derived incident's model: the caller's test, with the caller and its errors on the API."""
     model = json.loads(caller_model)
     return json.dumps({**model, "test": "caller", "callerTest": model.get("test"), "caller": caller,
-                       "apiErrors": int(errors)}, sort_keys=True)
+                       key: int(errors)}, sort_keys=True)
+
+
+def _with_caller_code_incidents(code: pl.DataFrame, api: pl.DataFrame, callers: pl.DataFrame,
+                                caller_errors: pl.DataFrame, code_errors: pl.DataFrame,
+                                cfg: ErrorRateConfig) -> pl.DataFrame:
+    """``code`` plus a code-level incident for each unusual caller whose errors no API tells.
+
+    A stolen key trying 40 APIs once each is unusual as a caller, but no API holds
+    ``caller_api_min_count`` of its denials: the region-wide error-code insight tells it. Kept
+    when one code has ``dominant_share`` of the caller's errors in its incident and at least
+    ``min_count`` of them, less than ``merge_share`` of those fall on APIs with an overlapping
+    API-level incident, and no code-level incident of that code overlaps.
+    """
+    spans = callers.lazy().select(pl.col("_run").alias("_caller_run"), "_caller", "startTime", "_stop", "endTime",
+                                  "firedAt", "baselineDuration", "model", "endReason")
+    within = (spans.join(caller_errors.lazy().select("_caller", *API_KEYS, "errorCode", "minute"), on="_caller")
+              .filter((pl.col("minute") >= pl.col("startTime")) & (pl.col("minute") < pl.col("_stop"))))
+    if api.height:  # errors on an API whose own incident covers the minute are already told
+        told = (within.join(api.lazy().select(*API_KEYS, pl.col("startTime").alias("_a0"), pl.col("_stop").alias("_a1")),
+                            on=API_KEYS, how="inner", nulls_equal=True)
+                .filter((pl.col("minute") >= pl.col("_a0")) & (pl.col("minute") < pl.col("_a1")))
+                .group_by("_caller_run", "errorCode").agg(pl.len().alias("_told")))
+    else:
+        told = pl.LazyFrame(schema={"_caller_run": pl.UInt32, "errorCode": pl.String, "_told": pl.UInt32})
+    per_code = (
+        within.with_columns(pl.len().over("_caller_run").alias("_all"))
+        .group_by("_caller_run", "errorCode", maintain_order=True)
+        .agg(pl.len().cast(pl.Int64).alias("insightCount"), pl.col("minute").min().alias("_first"),
+             pl.col("minute").max().alias("_last"), pl.all().exclude("minute", *API_KEYS).first())
+        .join(told, on=["_caller_run", "errorCode"], how="left")
+        .filter((pl.col("insightCount") >= cfg.dominant_share * pl.col("_all"))
+                & (pl.col("insightCount") >= cfg.min_count)
+                & (pl.col("_told").fill_null(0) < cfg.merge_share * pl.col("insightCount")))
+        .collect()
+    )
+    if per_code.is_empty():
+        return code
+    if code.height:  # the code level already tells it
+        overlap = (per_code.lazy().select("_caller_run", "errorCode", "_first", "_last")
+                   .join(code.lazy().select("errorCode", pl.col("startTime").alias("_c0"), pl.col("_stop").alias("_c1")),
+                         on="errorCode")
+                   .filter((pl.col("_c0") <= pl.col("_last")) & (pl.col("_first") < pl.col("_c1")))
+                   .select("_caller_run", "errorCode").collect())
+        per_code = per_code.join(overlap, on=["_caller_run", "errorCode"], how="anti")
+    if per_code.is_empty():
+        return code
+    start = pl.max_horizontal("startTime", "_first")
+    stop = pl.min_horizontal("_stop", pl.col("_last") + pl.duration(minutes=1))
+    minutes = ((pl.col("_stop") - pl.col("startTime")).dt.total_minutes()).clip(lower_bound=1)
+    derived = per_code.with_columns(
+        stop.alias("_stop"), pl.when(pl.col("endTime").is_not_null()).then(stop).alias("endTime"),
+        start.alias("startTime"), pl.max_horizontal("firedAt", "_first").alias("firedAt"),
+    ).with_columns(
+        minutes.alias("insightDuration"),
+        (pl.col("insightCount") / minutes).alias("insightAverage"),
+        pl.lit(None, pl.Float64).alias("startAverage"),
+        pl.struct("model", "_caller", "insightCount").map_elements(
+            lambda r: _caller_model(r["model"], r["_caller"], r["insightCount"], "codeErrors"),
+            return_dtype=pl.String).alias("model"),
+    ).drop("_first", "_last", "_all", "_told", "_caller_run", "_caller")
+    derived = _api_baseline(derived, code_errors, keys=["errorCode"])
+    offset = int(code["_run"].max()) + 1 if code.height else 0
+    derived = derived.with_row_index("_run", offset=offset)
+    return pl.concat([code, derived], how="diagonal_relaxed") if code.height else derived
 
 
 def _or_empty(inc: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
