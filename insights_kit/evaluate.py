@@ -33,7 +33,9 @@ ignored, so a store holding other data can be scored.
 * **False Start.** Any other Start. It is **attributed** to a look-alike (expect "none", same
   region, window ``[start − tol, end + tol]`` containing it; any type, preferring the same
   type, then the same object, then the nearest start, then the id) when one overlaps, so a
-  report can say which benign pattern fooled which detector.
+  report can say which benign pattern fooled which detector. A look-alike of the Start's own
+  type explains it only on its own object (or object ``*``): the cloud services' calls, labelled
+  as an IpInsight look-alike for two weeks, do not explain an IpInsight on someone's address.
 * **Rates.** ``recall = detected / labelled``, ``precision = true_starts / starts``, ``f1`` their
   harmonic mean (None when undefined), ``mean_delay``/``max_delay`` over detected labels
   (minutes), ``false_starts_per_region_week = false_starts / (regions × weeks)`` with
@@ -289,7 +291,8 @@ def classify_starts(insights: pl.DataFrame, labels: dict, *, tolerance_minutes: 
             true_row = {"verdict": "true", "labelId": best["id"], "lookalikeId": None, "lookalikeScenario": None}
             rows.append({**st, **true_row})
             continue
-        hits = [lab for lab in benign if lab["region"] == st["region"] and covers(lab, ts)]
+        hits = [lab for lab in benign if lab["region"] == st["region"] and covers(lab, ts)
+                and (lab["type"] != st["type"] or lab["object"] in ("*", st["object"]))]
         hit = min(hits, key=lambda lab: _lookalike_rank(lab, st)) if hits else None
         rows.append(
             {

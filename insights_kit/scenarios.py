@@ -758,7 +758,7 @@ def incident_events(
             eventName="DescribeInstances", errorCode=Pick(["Throttling.User", None], throttled),
         )
         labels.append(LabelSpec(f"{tag}-err", scenario, "insight", "ApiErrorRateInsight", region, "DescribeInstances",
-                                tag, {"eventName": "DescribeInstances"},
+                                tag, {"eventName": "DescribeInstances", "errorCode": "Throttling.User"},
                                 f"a script of {who} hammers DescribeInstances at ~{rate}/min for {minutes} min; "
                                 f"~{share:.0%} get Throttling.User",
                                 {"serviceName": "Ecs", "errorCode": "Throttling.User", "level": "api"}))
@@ -776,7 +776,8 @@ def incident_events(
         labels += [
             ip_label(note),
             LabelSpec(f"{tag}-trail", scenario, "insight", "TrailConcealmentInsight", region, "Actiontrail", tag,
-                      {"eventName": "StopLogging"}, note, {"serviceName": "Actiontrail"}),
+                      {"eventName": ("StopLogging", "UpdateTrail", "DeleteTrail")}, note,
+                      {"serviceName": "Actiontrail"}),
         ]
     else:  # pragma: no cover - SCENARIOS is closed
         raise ValueError(scenario)

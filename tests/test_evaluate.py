@@ -133,6 +133,14 @@ def test_classify_starts(insights):
         "S-ci": ("false", None, "look-ci"),  # a look-alike of another type still explains it
         "S-noise": ("false", None, None),
     }
+
+
+def test_a_look_alike_of_the_same_type_explains_only_its_own_object():
+    # an IpInsight on another address while the CI look-alike's address is active: not its doing
+    frame = insights_frame([start("S-other-ip", at(10, 9, 2), "IpInsight", "cn-hangzhou", "203.0.113.77"),
+                            start("S-ci-ip", at(10, 9, 2), "IpInsight", "cn-hangzhou", "198.51.100.7")])
+    c = evaluate.classify_starts(frame, LABELS)
+    assert dict(zip(c["eventId"], c["lookalikeId"], strict=True)) == {"S-other-ip": None, "S-ci-ip": "look-ci"}
     assert c["eventTime"].is_sorted()
 
 
