@@ -33,9 +33,11 @@ ignored, so a store holding other data can be scored.
 * **False Start.** Any other Start. It is **attributed** to a look-alike (expect "none", same
   region, window ``[start − tol, end + tol]`` containing it; any type, preferring the same
   type, then the same object, then the nearest start, then the id) when one overlaps, so a
-  report can say which benign pattern fooled which detector. A look-alike of the Start's own
-  type explains it only on its own object (or object ``*``): the cloud services' calls, labelled
-  as an IpInsight look-alike for two weeks, do not explain an IpInsight on someone's address.
+  report can say which benign pattern fooled which detector. A look-alike explains a Start on
+  its own object (or object ``*``) or, of another type, when it spans at most a day
+  (:data:`LOOKALIKE_SPAN_OF_ANOTHER_TYPE`): the cloud services' calls, labelled as an IpInsight
+  look-alike for the whole run, explain neither an IpInsight on someone's address nor a
+  call-rate Start.
 * **Rates.** ``recall = detected / labelled``, ``precision = true_starts / starts``, ``f1`` their
   harmonic mean (None when undefined), ``mean_delay``/``max_delay`` over detected labels
   (minutes), ``false_starts_per_region_week = false_starts / (regions × weeks)`` with
@@ -259,6 +261,11 @@ def _minutes(delta: timedelta) -> float:
     return delta.total_seconds() / 60
 
 
+#: A look-alike of another type explains a Start only when it is an episode, not a background
+#: that runs all fortnight (the cloud services' calls would otherwise explain every Start).
+LOOKALIKE_SPAN_OF_ANOTHER_TYPE = timedelta(days=1)
+
+
 def _lookalike_rank(lab: dict, start: dict) -> tuple:
     # The look-alike most like the Start explains it best: same type, same object, nearest.
     same_type, same_object = lab["type"] == start["type"], lab["object"] == start["object"]
@@ -291,8 +298,9 @@ def classify_starts(insights: pl.DataFrame, labels: dict, *, tolerance_minutes: 
             true_row = {"verdict": "true", "labelId": best["id"], "lookalikeId": None, "lookalikeScenario": None}
             rows.append({**st, **true_row})
             continue
-        hits = [lab for lab in benign if lab["region"] == st["region"] and covers(lab, ts)
-                and (lab["type"] != st["type"] or lab["object"] in ("*", st["object"]))]
+        hits = [lab for lab in benign if lab["region"] == st["region"] and covers(lab, ts) and (
+            lab["object"] in ("*", st["object"])
+            or (lab["type"] != st["type"] and lab["end"] - lab["start"] <= LOOKALIKE_SPAN_OF_ANOTHER_TYPE))]
         hit = min(hits, key=lambda lab: _lookalike_rank(lab, st)) if hits else None
         rows.append(
             {

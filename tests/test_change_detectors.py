@@ -304,6 +304,21 @@ def test_a_known_key_far_above_its_own_rate_is_raised_by_the_rate_rule():
     assert _ak(_history("bob", OFFICE, "cli", days=4, every=20, accessKeyId="LTAIbob") + young).height == 0
 
 
+def test_a_key_burst_across_the_hour_is_found_whole():
+    # 40 calls a minute from 10:57 for 20 minutes. The burst's first three minutes raise the
+    # 11:00 hour's recent level; unmasked, they end the run at three minutes and the rest of the
+    # burst looks normal (the old rule missed it).
+    rows = _history("bob", OFFICE, "cli", days=4, every=20, accessKeyId="LTAIbob")
+    onset = 3 * DAY + 657
+    burst = [{"m": onset + i // 40, "serviceName": "Ecs", "eventName": "DescribeDisks", "principalId": "bob",
+              "sourceIpAddress": OFFICE, "userAgent": "cli", "accessKeyId": "LTAIbob"} for i in range(40 * 20)]  # fmt: skip
+    inc = _ak(rows + burst)
+    assert inc.height == 1, inc
+    row = inc.row(0, named=True)
+    assert row["startTime"] == T0 + timedelta(minutes=onset) and row["endTime"] == T0 + timedelta(minutes=onset + 20)
+    assert 800 <= row["insightCount"] <= 801  # the burst and bob's one routine call in it
+
+
 # ----------------------------------------------------------------------------- real data
 
 

@@ -11,9 +11,10 @@ Two rules, one insight type:
   raises the Start only once it has lasted ``sustain_minutes``; the Start keeps the run's
   first minute as its time and says when it fired (``firedAt``). A dashboard's two-minute
   refresh burst is the key's pattern, not an incident; a short teardown burst is found by
-  ApiCallRateInsight and IpInsight. The minutes of an incident's first ``accept_after_hours``
-  never feed the key's baseline (two passes: find the incidents, then score again without
-  them), so yesterday's abuse does not hide today's; a level that stays up longer than that
+  ApiCallRateInsight and IpInsight. The minutes of a hot run's first ``accept_after_hours``
+  never feed the key's baseline (two passes: find the runs, sustained or not, then score again
+  without them), so yesterday's abuse does not hide today's, and a burst's first minutes do not
+  raise the next hour's level and cut the burst short; a level that stays up longer than that
   becomes the key's new normal.
 * **first use**: a long-term key never seen before (its first call in the unit comes after
   the rule's own ``first_use_learning_hours``, 12 by default, like the change models') whose calls come from a network its owner (``principalId``)
@@ -137,9 +138,12 @@ class AkDetector(Detector):
         cfg = self.config
         counts = minute_counts(keyed.lazy(), by=_KEY).collect()
         counters: dict[str, int] = {}
-        inc = self._segments(counts, counts, first_seen, ctx, counters)
+        # The first pass keeps every run, sustained or not: a burst's first minutes raise the
+        # next hour's "recent" level, and a run cut there at minute three must still leave
+        # the baseline, or the burst's other eighteen minutes look normal.
+        inc = self._segments(counts, counts, first_seen, ctx, counters, sustained_only=not cfg.accept_after_hours)
         if inc.height and cfg.accept_after_hours:
-            # Second pass: the incidents' first accept_after_hours leave the baseline.
+            # Second pass: the runs' first accept_after_hours leave the baseline.
             accept = timedelta(hours=cfg.accept_after_hours)
             until = pl.min_horizontal(pl.coalesce(pl.col("endTime"), pl.lit(ctx.data_end)), pl.col("startTime") + accept)
             inside = (
@@ -169,8 +173,8 @@ class AkDetector(Detector):
         return conform_incidents(inc)
 
     def _segments(self, baseline: pl.DataFrame, counts: pl.DataFrame, first_seen: pl.DataFrame,
-                  ctx: UnitContext, counters: dict) -> pl.DataFrame:  # fmt: skip
-        """Sustained incidents of the keys' ``counts`` scored against ``baseline``."""
+                  ctx: UnitContext, counters: dict, *, sustained_only: bool = True) -> pl.DataFrame:  # fmt: skip
+        """Incidents (sustained ones only, by default) of the keys' ``counts`` scored against ``baseline``."""
         cfg = self.config
         scored = score_minutes(baseline, counts, keys=_KEY, data_start=ctx.data_start, config=cfg)
         # A key too young for a pattern is never started: its minutes are not start minutes.
@@ -184,7 +188,7 @@ class AkDetector(Detector):
                                 learning_end=ctx.learning_end, counters=counters)  # fmt: skip
         # Sustained runs only; an open run shorter than that has not fired yet.
         lasted = (pl.coalesce(pl.col("endTime"), pl.lit(ctx.data_end)) - pl.col("startTime")).dt.total_minutes()
-        return inc.filter(lasted >= cfg.sustain_minutes)
+        return inc.filter(lasted >= cfg.sustain_minutes) if sustained_only else inc
 
     def _first_use(
         self, events: pl.LazyFrame, keyed: pl.DataFrame, first_seen: pl.DataFrame, ctx: UnitContext
