@@ -164,6 +164,28 @@ def test_an_insiders_first_change_opening_a_role_to_another_account_is_raised():
     assert _policy(rows + service).height == 0
 
 
+def test_an_escalation_starts_at_its_first_step_and_fires_at_its_first_unusual_one():
+    rows = _history("bob", OFFICE, "aliyun-cli/3.0.16 (linux)")
+    steps = [_change(2 * DAY, "AddUserToGroup", "bob", OFFICE, "aliyun-cli/3.0.16 (darwin)"),  # 0.3: first change
+             _change(2 * DAY + 20, "UpdateRole", "bob", OFFICE, "aliyun-cli/3.0.16 (darwin)", trustsOutside=True)]
+    inc = _policy(rows + steps)
+    assert inc.height == 1
+    row = inc.row(0, named=True)
+    assert row["startTime"] == T0 + timedelta(minutes=2 * DAY) and row["firedAt"] == T0 + timedelta(minutes=2 * DAY + 20)
+    assert row["insightCount"] == 2 and json.loads(row["model"])["evidence"] == ["newChanger", "outsideTrust"]
+
+
+def test_an_intruders_grants_never_make_the_next_grant_routine():
+    # Two stolen-key admin grants from abroad, then the user's own first grant from the office
+    # with a client they never used: the intruders' grants are not the user's history.
+    rows = _history("bob", OFFICE, "AliyunConsole", days=4)
+    attacks = [_change(m, "AttachPolicyToUser", "bob", ABROAD, "curl/8", grantsAdmin=True) for m in (DAY + 600, 2 * DAY)]
+    insider = _change(3 * DAY, "AttachPolicyToUser", "bob", OFFICE, "aliyun-cli/3.0", grantsAdmin=True)
+    inc = _policy(rows + attacks + [insider])
+    assert inc["startTime"].to_list() == [T0 + timedelta(minutes=m) for m in (DAY + 600, 2 * DAY, 3 * DAY)]
+    assert "firstAdminGrant" in json.loads(inc["model"][2])["evidence"]
+
+
 def test_a_first_admin_grant_is_raised_alone_and_becomes_known_once_it_recurs():
     rows = _history("ops", OFFICE, "Terraform/1.6")
     grants = [_change(m, "AttachPolicyToUser", "ops", OFFICE, "Terraform/1.6", grantsAdmin=True)
@@ -206,7 +228,10 @@ def test_a_burst_of_changes_by_a_known_changer_is_raised():
     burst = [_change(3 * DAY + 60 + i // 3, "CreatePolicyVersion", "ci", OFFICE, "Terraform/1.6") for i in range(30)]
     inc = _policy(rows + burst)
     assert inc.height == 1 and "burst" in json.loads(inc["model"][0])["evidence"]
-    assert inc["insightCount"][0] == 30 - 9  # counted from the 10th change (burst_min) on
+    # the session is the incident from its first change; the Start fires at the 10th (burst_min)
+    assert inc["insightCount"][0] == 30
+    assert inc["startTime"][0] == T0 + timedelta(minutes=3 * DAY + 60)
+    assert inc["firedAt"][0] == T0 + timedelta(minutes=3 * DAY + 60 + 9 // 3)
     assert _policy(rows + burst, burst_min=40).height == 0
 
 

@@ -39,11 +39,14 @@ Incidents are left out of the history (the calls from ``novelty_hours`` before o
 end). For networks and tools, every incident: an intruder who comes back from the same
 network with the same tool is new again, however often it comes, while a role's own network
 and tool are known from its calls outside incidents. For the principal, its changes and its
-admin grants, the first incident only: behaviour that recurs after it (a new IaC role's daily
-grant) becomes known.
+admin grants, the first incident and every incident from a new network or with a new tool:
+behaviour that recurs from the principal's own place and tool (a new IaC role's daily grant)
+becomes known, while an intruder's grant never makes the next one look routine.
 
-Incidents: once a principal's change is unusual, its following changes closer than
-``end_quiet_minutes`` continue it; unusual changes of one service closer than that are one incident
+Incidents: a principal's changes closer than ``end_quiet_minutes`` are a session; a session
+with an unusual change is in the incident from its first change (``startTime``), and the Start
+fires at its first unusual change (``firedAt``, whose score and evidence ``model`` carries);
+unusual sessions of one service closer than that are one incident
 (insightObject = the ``serviceName`` as the event spells it, ``Ram``/``iam``); its count is
 every change the incident's principals made in its span. The End follows that much quiet.
 ``model`` carries the score (higher = more anomalous) and the evidence that made it.
@@ -203,18 +206,20 @@ def score_changes(events: pl.LazyFrame, ctx: UnitContext, *, insight_type: str, 
     # - of networks and tools, for every incident: an intruder's network and tool never become
     #   familiar through its own attacks (a role's routine ones are familiar from its calls
     #   outside incidents);
-    # - of the principal, its changes and its admin grants, for its first incident only:
-    #   behaviour that recurs after it (a new IaC role's daily grant) becomes known, instead
-    #   of raising an insight forever.
+    # - of the principal, its changes and its admin grants, for its first incident and for
+    #   every incident from a new network or with a new tool: behaviour that recurs from the
+    #   principal's own place (a new IaC role's daily grant) becomes known, instead of raising
+    #   an insight forever, while an intruder's grants never make the next one routine.
     # Incidents found with a cleaner history can clean it further: up to MASK_PASSES passes.
     seen: pl.DataFrame | None = None
     for _ in range(MASK_PASSES):
-        hits = scored.filter(pl.col("unusual") & ~pl.col("allowlisted")).select("principalId", "eventTime")
+        hits = scored.filter(pl.col("unusual") & ~pl.col("allowlisted")).select(
+            "principalId", "eventTime", (pl.col("newNetwork") | pl.col("newTool")).alias("_foreign"))
         if hits.is_empty() or (seen is not None and hits.equals(seen)):
             break
         seen = hits
         runs = _incident_spans(hits, cfg)
-        first, every = runs.filter(pl.col("_run") == 1), runs
+        first, every = runs.filter((pl.col("_run") == 1) | pl.col("_foreign")), runs
         clean_calls = theirs.join(_tainted(theirs, first), on=["principalId", "eventTime"], how="anti")
         clean_changes = changes.join(_tainted(changes, first), on=["principalId", "eventTime"], how="anti")
         clean_tools = theirs.join(_tainted(theirs, every), on=["principalId", "eventTime"], how="anti")
@@ -227,17 +232,19 @@ MASK_PASSES = 3
 
 
 def _incident_spans(hits: pl.DataFrame, cfg: ChangeConfig) -> pl.DataFrame:
-    """Per principal and incident run (``_run`` 1, 2, ...): the span its calls are left out of history."""
+    """Per principal and incident run (``_run`` 1, 2, ...): the span its calls are left out of
+    history, and ``_foreign``: a change of the run came from a new network or with a new tool."""
     quiet = timedelta(minutes=cfg.end_quiet_minutes)
     gap = pl.col("eventTime").diff().over("principalId")
     return (
-        hits.select("principalId", "eventTime")
+        hits.select("principalId", "eventTime", "_foreign")
         .sort("principalId", "eventTime")
         .with_columns((gap.is_null() | (gap >= quiet)).cum_sum().over("principalId").alias("_run"))
         .group_by("principalId", "_run")
         .agg(
             (pl.col("eventTime").min() - timedelta(hours=cfg.novelty_hours)).alias("_from"),
             (pl.col("eventTime").max() + quiet).alias("_to"),
+            pl.col("_foreign").any(),
         )
         .sort("principalId", "_run")
     )
@@ -343,14 +350,16 @@ def change_incidents(
     }
     for key, value in counters.items():
         ctx.counters[key] = ctx.counters.get(key, 0) + value
-    # Once a principal's change is unusual, its next changes closer than end_quiet_minutes
-    # continue the incident (an escalation whose later steps score lower is one incident).
+    # A principal's changes closer than end_quiet_minutes are one session; a session with an
+    # unusual change is all in the incident, from its first change (an escalation whose first
+    # step scores lower, such as adding a user to a group with a known client, starts there;
+    # the Start fires at the first unusual change).
     quiet = timedelta(minutes=config.end_quiet_minutes)
     gap = pl.col("eventTime").diff().over("principalId")
     scored = (
         scored.sort("principalId", "eventTime")
         .with_columns((gap.is_null() | (gap >= quiet)).cum_sum().over("principalId").alias("_session"))
-        .with_columns(pl.col("unusual").cum_max().over("principalId", "_session").alias("_in_incident"))
+        .with_columns(pl.col("unusual").any().over("principalId", "_session").alias("_in_incident"))
         .sort("eventTime", "principalId")
     )
     hits = scored.filter(pl.col("_in_incident") & ~pl.col("allowlisted"))
@@ -366,10 +375,12 @@ def _incidents(hits: pl.DataFrame, scored: pl.DataFrame, ctx: UnitContext, insig
     hits = hits.with_columns(minute.alias("_minute")).sort("serviceName", "eventTime")
     gap = pl.col("_minute").diff().over("serviceName")
     hits = hits.with_columns((gap.is_null() | (gap >= quiet)).cum_sum().over("serviceName").alias("_incident"))
-    # The model is what the Start knew (its first minute), so a later window cannot change it.
-    first = pl.col("_minute") == pl.col("_minute").min()
+    # The model is what the Start knew (its first unusual minute), so a later window cannot change it.
+    fired = pl.col("_minute").filter(pl.col("unusual")).min()
+    first = pl.col("unusual") & (pl.col("_minute") == fired)
     grouped = hits.group_by("serviceName", "_incident", maintain_order=True).agg(
         pl.col("_minute").min().alias("startTime"),
+        fired.alias("firedAt"),
         pl.col("_minute").max().alias("_last"),
         pl.col("score").filter(first).max().alias("_score"),
         pl.col("principalId").unique().sort().alias("_principals"),
@@ -414,7 +425,7 @@ def _incidents(hits: pl.DataFrame, scored: pl.DataFrame, ctx: UnitContext, insig
         pl.col("insightCount").cast(pl.Float64).alias("insightAverage"),
         duration.alias("insightDuration"),
         pl.col("insightCount").cast(pl.Int64),
-        pl.col("startTime").alias("firedAt"),
+        pl.col("firedAt"),
         model.alias("model"),
     )
 
