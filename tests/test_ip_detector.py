@@ -330,3 +330,16 @@ def test_a_quiet_stranger_fires_and_the_end_judges_the_whole_incident():
     # without the stranger rule, the same reads stay below the threshold
     without, _ = run(office_history() + quiet, IpConfig(stranger_score=0.0))
     assert without.height == 0
+
+
+def test_an_incident_never_makes_its_network_familiar():
+    # The attacker of day 10 comes back on day 12 from the next address of its /24 with the
+    # same client, for a handful of reads: its day-10 calls are not history, so it is a
+    # never-seen network, ASN and client again. The day-10 address itself stays seen.
+    rows = office_history(12) + attack(DAY10 + timedelta(hours=3))
+    back = DAY10 + timedelta(days=2, hours=5)
+    rows += [ev(back + timedelta(minutes=4 * i), "185.220.101.77", "alice", ATTACKER_UA, "DescribeInstances")
+             for i in range(6)]
+    rows += attack(DAY10 + timedelta(days=2, hours=9))  # the day-10 address again: already raised once
+    incidents, _ = run(rows)
+    assert starts(incidents) == [(FOREIGN, DAY10 + timedelta(hours=3)), ("185.220.101.77", back)]

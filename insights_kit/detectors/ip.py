@@ -258,6 +258,12 @@ class IpConfig:
         return dict(zip(DIMENSIONS, values, strict=True))
 
 
+#: Passes of detection with incidents left out of the history (see IpDetector.detect).
+MASK_PASSES = 3
+#: (day, address) of the incidents whose activity scores no later day.
+MASKED_SCHEMA = {"day": pl.Int64, "address": pl.String}
+
+
 def _round6(x: float | None) -> float | None:
     if x is None or x == 0 or not math.isfinite(x):
         return x
@@ -366,6 +372,52 @@ class IpDetector(Detector):
         hours = pl.concat([hours_state, _frame(hours_now, HOURS_SCHEMA)])
 
         keys = address_keys(ipintel.ip_table(activity["address"]))
+        # Incidents never teach the history: an address's activity on its incident day is left
+        # out of the history that scores every later day (networks, ASNs, principals, tools),
+        # so the same attacker back next week from the next address of its /24 is still new.
+        # The address itself stays seen (one IpInsight per new address; an allow-list entry
+        # settles a false one). Up to MASK_PASSES passes, until the incidents stop changing.
+        # Earlier runs' incidents come from the state (their days are not evaluated again).
+        masked_state = _frame(ctx.history.get("ip_masked"), MASKED_SCHEMA).filter(~pl.col("day").is_in(eval_days))
+        masked = pl.DataFrame(schema=MASKED_SCHEMA)
+        for _ in range(MASK_PASSES):
+            left_out = pl.concat([masked_state, masked])
+            incidents, profiles_new, counts = self._detect_pass(
+                minutes, activity, activity.join(left_out, on=["day", "address"], how="anti"), hours, keys, eval_days,
+                data_end, ctx, learning_decided)
+            hit = (incidents.select(day_number("startTime").alias("day"), pl.col("insightObject").alias("address"))
+                   .unique().sort("day", "address"))
+            if hit.equals(masked):
+                break
+            masked = hit
+        for name, value in counts.items():  # the last pass's
+            ctx.counters[name] += value
+        profiles_state = _frame(ctx.history.get("ip_profiles"), PROFILE_SCHEMA)
+        profiles = pl.concat([profiles_state, _frame(profiles_new, PROFILE_SCHEMA)]).unique(["day", "address"], keep="first")
+
+        # ---- state for the next run ------------------------------------------------
+        keep_from = open_day if not open_day_complete else open_day + 1
+        keep_days = lambda frame: frame.filter(pl.col("day").is_between(keep_from - h, keep_from - 1))  # noqa: E731
+        done = lambda frame: frame.filter(pl.col("day") < keep_from)  # noqa: E731
+        keep_minutes = minutes.filter(pl.col("day") >= keep_from)
+        if not learning_decided or data_end < day_start(day_number_of(ctx.learning_end - timedelta(microseconds=1)) + 1):
+            keep_minutes = minutes  # the learning window is not decided/closed yet: keep all of it
+        ctx.new_history["ip_minutes"] = keep_minutes.select(list(MINUTE_SCHEMA))
+        ctx.new_history["ip_activity"] = keep_days(done(activity)).sort(list(ACTIVITY_SCHEMA)[:4])
+        ctx.new_history["ip_hours"] = keep_days(done(hours)).sort("day", "hour")
+        ctx.new_history["ip_profiles"] = keep_days(profiles).sort("day", "address")
+        ctx.new_history["ip_masked"] = keep_days(done(pl.concat([masked_state, masked]))).sort("day", "address")
+        return incidents
+
+    def _detect_pass(self, minutes, seen_activity, activity, hours, keys, eval_days, data_end, ctx, learning_decided):
+        """One pass of candidates (addresses not in ``seen_activity``), scored with ``activity`` and
+        ``hours`` as history.
+
+        Returns (incidents, the new days' profiles, this pass's counters).
+        """
+        cfg = self.config
+        h = cfg.history_days
+        counts = {name: 0 for name in ("suppressed", "withheld", "released")}
         allowed = (
             ipintel.in_networks(minutes["address"], ctx.allowlist.networks)
             if ctx.allowlist.networks
@@ -394,7 +446,8 @@ class IpDetector(Detector):
         profiles = pl.concat([profiles_state, _frame(profiles_new, PROFILE_SCHEMA)]).unique(["day", "address"], keep="first")
 
         # ---- candidates: new (address, day) ----------------------------------------
-        seen = hist_act.select("ctxKey", "address").unique()
+        seen = expand_to_days(seen_activity.lazy().select("day", "address").unique(), eval_days, h).select(
+            "ctxKey", "address").unique()
         day_firsts = (
             minutes.lazy()
             .group_by("day", "address")
@@ -407,37 +460,25 @@ class IpDetector(Detector):
         with_calls = cand_minutes.select("day", "address").unique()
         day_firsts = day_firsts.join(with_calls.with_columns(pl.lit(True).alias("hasCalls")), on=["day", "address"], how="left")
         suppressed = day_firsts.filter(pl.col("inNetworks").fill_null(False) | pl.col("hasCalls").is_null())
-        ctx.counters["suppressed"] += suppressed.height
+        counts["suppressed"] += suppressed.height
         candidates = day_firsts.join(suppressed.select("day", "address"), on=["day", "address"], how="anti")
         # the first call that counts is the first non-allow-listed one
         cand_rows = cand_minutes.join(candidates.select("day", "address"), on=["day", "address"], how="semi")
         firsts = cand_rows.group_by("day", "address").agg(pl.col("minute").min().alias("startTime"))
         learning_cands = firsts.filter(pl.col("startTime") < ctx.learning_end)
         normal_cands = firsts.filter(pl.col("startTime") >= ctx.learning_end)
-        ctx.counters["withheld"] += learning_cands.height
+        counts["withheld"] += learning_cands.height
 
         # the scored minutes come back too: the End reads the dimensions over the whole incident
         first, scored = self._fire_normal(cand_rows, normal_cands, hist_act, hist_hours, keys, profiles)
         fired, scored_by_rule = [first], {False: scored, True: pl.DataFrame()}
         if learning_decided and learning_cands.height:
             released, scored_by_rule[True] = self._fire_learning(minutes, cand_rows, learning_cands, keys, ctx)
-            ctx.counters["released"] += released.height
+            counts["released"] += released.height
             fired.append(released)
         fired = pl.concat([f for f in fired if f.height] or [fired[0]], how="diagonal_relaxed")
         incidents = self._incidents(fired, cand_rows, ctx, scored_by_rule)
-
-        # ---- state for the next run ------------------------------------------------
-        keep_from = open_day if not open_day_complete else open_day + 1
-        keep_days = lambda frame: frame.filter(pl.col("day").is_between(keep_from - h, keep_from - 1))  # noqa: E731
-        done = lambda frame: frame.filter(pl.col("day") < keep_from)  # noqa: E731
-        keep_minutes = minutes.filter(pl.col("day") >= keep_from)
-        if not learning_decided or data_end < day_start(day_number_of(ctx.learning_end - timedelta(microseconds=1)) + 1):
-            keep_minutes = minutes  # the learning window is not decided/closed yet: keep all of it
-        ctx.new_history["ip_minutes"] = keep_minutes.select(list(MINUTE_SCHEMA))
-        ctx.new_history["ip_activity"] = keep_days(done(activity)).sort(list(ACTIVITY_SCHEMA)[:4])
-        ctx.new_history["ip_hours"] = keep_days(done(hours)).sort("day", "hour")
-        ctx.new_history["ip_profiles"] = keep_days(profiles).sort("day", "address")
-        return incidents
+        return incidents, profiles_new, counts
 
     # ------------------------------------------------------------------ firing
     def _fire_normal(self, cand_rows, normal_cands, hist_act, hist_hours, keys, profiles
@@ -632,6 +673,8 @@ class IpDetector(Detector):
             )
         frame = pl.DataFrame(out, schema_overrides={"startTime": UTC_DATETIME, "endTime": UTC_DATETIME, "firedAt": UTC_DATETIME})
         return conform_incidents(frame).sort("startTime", "insightObject")
+
+
 
 
 def day_number_of(ts: datetime) -> int:
