@@ -298,6 +298,8 @@ def simulate(
     scale: Annotated[float, typer.Option(help="Volume (> 0): 1.0 is about 100,000 events a day.")] = 1.0,
     file_minutes: Annotated[int, typer.Option(min=1, max=1440, help="Minutes of events per delivery file "
                                               "(a divisor of 1440; ActionTrail: about 5).")] = 5,
+    stealth: Annotated[bool, typer.Option("--stealth", help="Add the graded stealth incidents (quiet "
+                                          "strangers, low-rate writes, error creep, ...), one a night.")] = False,
 ) -> None:
     """Write a realistic account's management events with labelled incidents."""
     from insights_kit.simulate import simulate as run
@@ -306,7 +308,7 @@ def simulate(
         _fail(f"--scale must be a number > 0, got {scale}")
     if 1440 % file_minutes:
         _fail(f"--file-minutes must divide a day (1, 5, 10, 15, 30, 60 ...), got {file_minutes}")
-    result = run(_out_folder(out), days=days, seed=seed, scale=scale, file_minutes=file_minutes)
+    result = run(_out_folder(out), days=days, seed=seed, scale=scale, file_minutes=file_minutes, stealth=stealth)
     typer.echo(f"wrote {result.events} events in {result.files} files to {result.out}; labels: {result.labels_path}")
 
 

@@ -40,6 +40,7 @@ tolerance_minutes: int = 10  # a Start within this many minutes of a labelled st
 work_dir: str = "out/tune"  # simulations, result table and chosen config (relative: repo root)
 results_file: str = "results.csv"  # result table in work_dir, appended on every run (a .parquet copy per run in runs/)
 chosen_config: str = "chosen.toml"  # TOML of the best configuration, written in work_dir (its holdout scores: <name>-holdout.json)
+stealth: int = 0  # 1: add the graded stealth incidents (insights_kit.stealth): more labels per type, recall by intensity
 
 # %%
 import dataclasses
@@ -118,17 +119,24 @@ def simulations_of(seed_list: str, n_days: int) -> dict[int, tuple[pl.DataFrame,
     """Simulate each seed of ``seed_list`` (comma-separated): {seed: (events, labels)}."""
     out = {}
     for seed in (int(s) for s in seed_list.split(",") if s.strip()):
-        sim = simulate(work / f"sim-seed{seed}-d{n_days}-s{scale}", days=n_days, seed=seed, scale=scale, progress=False)
+        name = f"sim-seed{seed}-d{n_days}-s{scale}" + ("-stealth" if stealth else "")
+        sim = simulate(work / name, days=n_days, seed=seed, scale=scale, progress=False, stealth=bool(stealth))
         out[seed] = (load([sim.out], progress=False).events.collect(), evaluate.load_labels(sim.labels_path))
     return out
 
 
-def score_runs(params: dict, sims: dict) -> list[dict]:
-    """Detect with ``params`` on every simulation: one row per (seed, insight type) of ``evaluate.score``."""
+def score_runs(params: dict, sims: dict, outcomes: list | None = None) -> list[dict]:
+    """Detect with ``params`` on every simulation: one row per (seed, insight type) of ``evaluate.score``.
+
+    ``outcomes``: when given, each seed's per-label outcomes (``evaluate.outcomes``) are appended to it.
+    """
     cfg, rows = build(params), []
     for seed, (events, labels) in sims.items():
         found, _ = detect_frame(events.lazy(), config=cfg)
-        scored = evaluate.score(store.events_frame(found), labels, tolerance_minutes=tolerance_minutes)
+        insights = store.events_frame(found)
+        scored = evaluate.score(insights, labels, tolerance_minutes=tolerance_minutes)
+        if outcomes is not None:
+            outcomes.append(evaluate.outcomes(insights, labels, tolerance_minutes=tolerance_minutes))
         rows += [{"seed": seed, "params": json.dumps(params, sort_keys=True), "insightType": kind,
                   **{k: v for k, v in m.items() if not isinstance(v, (list, dict))}}  # scalars: no missed/false lists
                  for kind, m in sorted(scored["by_type"].items())]
@@ -220,7 +228,9 @@ print("chosen:", best or "defaults", "->", work / chosen_config)
 # %%
 holdout = simulations_of(holdout_seeds, holdout_days)
 candidates = {"chosen": best} | ({"defaults": {}} if best else {})
-scores = [{"config": name, **row} for name, params in candidates.items() for row in score_runs(params, holdout)]
+chosen_outcomes: list[pl.DataFrame] = []
+scores = [{"config": name, **row} for name, params in candidates.items()
+          for row in score_runs(params, holdout, chosen_outcomes if name == "chosen" else None)]
 if scores:
     pooled = (
         pl.DataFrame(scores, infer_schema_length=None)
@@ -233,9 +243,22 @@ if scores:
     holdout_path = work / f"{chosen_config.removesuffix('.toml')}-holdout.json"
     by_type = {name: {r.pop("insightType"): r for r in pooled.filter(pl.col("config") == name).drop("config").to_dicts()}
                for name in candidates}
+    # the chosen configuration's recall by scenario kind and by intensity bin (the stealth kinds' bins)
+    kinds = evaluate.summarize_outcomes(pl.concat(chosen_outcomes))
+    by_kind = pl.DataFrame([{"scenario": k, **{c: m[c] for c in ("labelled", "detected", "recall", "max_delay")}}
+                            for k, m in kinds["by_scenario"].items()], infer_schema_length=None)
+    display(HTML(htmlsafe.table_html(by_kind)))
+    bins = pl.DataFrame([{"scenario": k, "insightType": t, "measure": measure, **b}
+                         for k, types in kinds["by_intensity"].items() for t, measures in types.items()
+                         for measure, cells in measures.items() for b in cells if b["labelled"]],
+                        infer_schema_length=None)
+    if bins.height:
+        display(HTML(htmlsafe.table_html(bins)))
     holdout_path.write_text(json.dumps({"run": run_id, "params": best, "holdout_seeds": sorted(holdout), "days": holdout_days,
-                                        "scale": scale, "tolerance_minutes": tolerance_minutes, "by_type": by_type},
-                                       indent=1), encoding="utf-8")
+                                        "scale": scale, "stealth": bool(stealth), "tolerance_minutes": tolerance_minutes,
+                                        "by_type": by_type, "by_scenario": kinds["by_scenario"],
+                                        "by_intensity": kinds["by_intensity"]},
+                                       indent=1, default=str), encoding="utf-8")
     print("holdout scores:", holdout_path)
 else:
     print("no holdout seeds: the chosen configuration is not checked on unseen data")

@@ -7,6 +7,7 @@ traceback, except for a bug, whose traceback is followed by a line asking to rep
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -88,6 +89,18 @@ def test_simulate_rejects_values_out_of_range(tmp_path, option, value):
     result = run("simulate", "--out", tmp_path / "sim", option, value)
     assert_one_error_line(result, 2, option)
     assert not (tmp_path / "sim").exists()
+
+
+def test_simulate_stealth_adds_the_graded_incidents(tmp_path):
+    from insights_kit.stealth import KINDS
+
+    kinds = {}
+    for flag in ([], ["--stealth"]):
+        out = tmp_path / ("stealth" if flag else "plain")
+        result = run("simulate", "--out", out, "--days", "4", "--seed", "9", "--scale", "0.01", *flag)
+        assert result.exit_code == 0, result.stderr
+        kinds[bool(flag)] = {i["scenario"] for i in json.loads((out / "labels.json").read_text())["incidents"]}
+    assert not kinds[False] & set(KINDS) and kinds[True] & set(KINDS)
 
 
 @pytest.mark.parametrize("command", ["ingest", "detect", "report"])
