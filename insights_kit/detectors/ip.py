@@ -80,6 +80,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -319,16 +320,22 @@ class IpDetector(Detector):
         # or quiet data never need a forest
         from sklearn.ensemble import IsolationForest
 
-        x_train = training.sort("day", "address").select(DIMENSIONS).to_numpy()
-        forest = IsolationForest(
-            n_estimators=cfg.n_estimators,
-            max_samples=min(cfg.max_samples, len(x_train)),
-            random_state=cfg.seed,
-            n_jobs=cfg.n_jobs,  # trees come from seeds drawn up front: same forest for any n_jobs
-        ).fit(x_train)
-        # the percentile reference: every profile, or an even deterministic stride of them
-        stride = max(1, math.ceil(len(x_train) / cfg.percentile_profiles))
-        train_anomaly = np.sort(-forest.score_samples(x_train[::stride]))
+        x_train = np.ascontiguousarray(training.sort("day", "address").select(DIMENSIONS).to_numpy())
+        # The masking passes of detect() score most days again on the same training profiles:
+        # a forest is fitted once per distinct training set (same data and seed, same forest).
+        key = hashlib.sha256(x_train.tobytes() + repr(x_train.shape).encode()).hexdigest()
+        cached = self._forests.get(key)
+        if cached is None:
+            forest = IsolationForest(
+                n_estimators=cfg.n_estimators,
+                max_samples=min(cfg.max_samples, len(x_train)),
+                random_state=cfg.seed,
+                n_jobs=cfg.n_jobs,  # trees come from seeds drawn up front: same forest for any n_jobs
+            ).fit(x_train)
+            # the percentile reference: every profile, or an even deterministic stride of them
+            stride = max(1, math.ceil(len(x_train) / cfg.percentile_profiles))
+            cached = self._forests[key] = (forest, np.sort(-forest.score_samples(x_train[::stride])))
+        forest, train_anomaly = cached
         # Cumulative per-minute profiles repeat a lot: score each distinct vector once.
         distinct, inverse = np.unique(rows.select(DIMENSIONS).to_numpy(), axis=0, return_inverse=True)
         anomaly = -forest.score_samples(distinct)[inverse.reshape(-1)]
@@ -340,6 +347,7 @@ class IpDetector(Detector):
     # ------------------------------------------------------------------ detect
     def detect(self, events: pl.LazyFrame, ctx: UnitContext) -> pl.DataFrame:
         cfg = self.config
+        self._forests: dict[str, tuple] = {}  # fitted forests of this call, by training set
         h = cfg.history_days
         for name in ("suppressed", "withheld", "released"):
             ctx.counters.setdefault(name, 0)
