@@ -46,8 +46,10 @@ lab: setup
 	$(BIN)/jupyter lab notebooks/
 
 bench: setup
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/bench_ingest.py --events 1000000
 	$(BIN)/python benchmarks/bench_detect.py --events 1000000
+	$(BIN)/python benchmarks/bench_peers.py --events 400000 --days 14
 
 # Regenerates the shipped sample (see data/README.md).
 sample: setup
