@@ -388,17 +388,24 @@ class IpDetector(Detector):
         # Earlier runs' incidents come from the state (their days are not evaluated again).
         masked_state = _frame(ctx.history.get("ip_masked"), MASKED_SCHEMA).filter(~pl.col("day").is_in(eval_days))
         masked = pl.DataFrame(schema=MASKED_SCHEMA)
+        # A pass only changes the days after the first (day, address) whose mask changed: the
+        # history of a day holds earlier days only, so the results up to it are reused.
+        reuse, counts = None, None
         for _ in range(MASK_PASSES):
             left_out = pl.concat([masked_state, masked])
-            incidents, profiles_new, counts = self._detect_pass(
+            incidents, profiles_new, pass_counts = self._detect_pass(
                 minutes, activity, activity.join(left_out, on=["day", "address"], how="anti"), hours, keys, eval_days,
-                data_end, ctx, learning_decided)
+                data_end, ctx, learning_decided, reuse=reuse)
+            counts = counts or pass_counts  # candidates do not depend on the mask: the first pass counts them all
             hit = (incidents.select(day_number("startTime").alias("day"), pl.col("insightObject").alias("address"))
                    .unique().sort("day", "address"))
             if hit.equals(masked):
                 break
+            changed = pl.concat([hit.join(masked, on=["day", "address"], how="anti"),
+                                 masked.join(hit, on=["day", "address"], how="anti")])
+            reuse = (int(changed["day"].min()), incidents, profiles_new)
             masked = hit
-        for name, value in counts.items():  # the last pass's
+        for name, value in counts.items():
             ctx.counters[name] += value
         profiles_state = _frame(ctx.history.get("ip_profiles"), PROFILE_SCHEMA)
         profiles = pl.concat([profiles_state, _frame(profiles_new, PROFILE_SCHEMA)]).unique(["day", "address"], keep="first")
@@ -417,12 +424,17 @@ class IpDetector(Detector):
         ctx.new_history["ip_masked"] = keep_days(done(pl.concat([masked_state, masked]))).sort("day", "address")
         return incidents
 
-    def _detect_pass(self, minutes, seen_activity, activity, hours, keys, eval_days, data_end, ctx, learning_decided):
+    def _detect_pass(self, minutes, seen_activity, activity, hours, keys, eval_days, data_end, ctx, learning_decided,
+                     *, reuse: tuple | None = None):
         """One pass of candidates (addresses not in ``seen_activity``), scored with ``activity`` and
         ``hours`` as history.
 
-        Returns (incidents, the new days' profiles, this pass's counters).
+        ``reuse``: (day, incidents, profiles) of the previous pass, whose results up to that day
+        still hold; only later days are scored again. Returns (incidents, the new days'
+        profiles, this pass's counters: of the days it scored).
         """
+        upto = reuse[0] if reuse else None
+        later = (lambda frame: frame.filter(pl.col("day") > upto)) if reuse else (lambda frame: frame)  # noqa: E731
         cfg = self.config
         h = cfg.history_days
         counts = {name: 0 for name in ("suppressed", "withheld", "released")}
@@ -441,7 +453,7 @@ class IpDetector(Detector):
         first_profile_day = day_number_of(ctx.learning_end - timedelta(microseconds=1)) + 1
         complete_days = [d for d in eval_days if day_start(d) + timedelta(days=1) <= data_end]
         stored_days = set(profiles_state["day"].to_list())
-        todo = [d for d in complete_days if d >= first_profile_day and d not in stored_days]
+        todo = [d for d in complete_days if d >= first_profile_day and d not in stored_days and (upto is None or d > upto)]
         profiles_new = pl.DataFrame(schema=PROFILE_SCHEMA)
         if todo:
             profile_rows = minutes.lazy().filter(pl.col("day").is_in(todo)).rename({"day": "ctxKey"})
@@ -451,6 +463,9 @@ class IpDetector(Detector):
                 .select(list(PROFILE_SCHEMA))
                 .collect()
             )
+        if reuse:
+            profiles_new = pl.concat([_frame(reuse[2], PROFILE_SCHEMA).filter(pl.col("day") <= upto),
+                                      _frame(profiles_new, PROFILE_SCHEMA)])
         profiles = pl.concat([profiles_state, _frame(profiles_new, PROFILE_SCHEMA)]).unique(["day", "address"], keep="first")
 
         # ---- candidates: new (address, day) ----------------------------------------
@@ -473,8 +488,8 @@ class IpDetector(Detector):
         # the first call that counts is the first non-allow-listed one
         cand_rows = cand_minutes.join(candidates.select("day", "address"), on=["day", "address"], how="semi")
         firsts = cand_rows.group_by("day", "address").agg(pl.col("minute").min().alias("startTime"))
-        learning_cands = firsts.filter(pl.col("startTime") < ctx.learning_end)
-        normal_cands = firsts.filter(pl.col("startTime") >= ctx.learning_end)
+        learning_cands = later(firsts.filter(pl.col("startTime") < ctx.learning_end))
+        normal_cands = later(firsts.filter(pl.col("startTime") >= ctx.learning_end))
         counts["withheld"] += learning_cands.height
 
         # the scored minutes come back too: the End reads the dimensions over the whole incident
@@ -486,6 +501,9 @@ class IpDetector(Detector):
             fired.append(released)
         fired = pl.concat([f for f in fired if f.height] or [fired[0]], how="diagonal_relaxed")
         incidents = self._incidents(fired, cand_rows, ctx, scored_by_rule)
+        if reuse:
+            kept = reuse[1].filter(day_number("startTime") <= upto)
+            incidents = pl.concat([kept, incidents]).sort("startTime", "insightObject")
         return incidents, profiles_new, counts
 
     # ------------------------------------------------------------------ firing
