@@ -66,7 +66,9 @@ State (``ctx.new_history``)
 ---------------------------
 ``ip_activity`` (day, address, principal, userAgent, calls, errors) and ``ip_hours`` (day,
 hour, calls) for the last ``history_days`` complete days; ``ip_profiles`` (day, address,
-calls, eight scores) for the same days; ``ip_minutes`` minute rows of the still-open day
+calls, eight scores) for the same days; ``ip_masked`` (day, address) of the incidents whose
+activity scores no later day (see "Incidents never make their network familiar" in
+docs/detectors.md); ``ip_minutes`` minute rows of the still-open day
 (and of the learning window until it is decided), so a run cut at any minute continues
 exactly. Days present in the events are always recomputed from the events.
 
