@@ -140,26 +140,36 @@ def _with_caller_incidents(api: pl.DataFrame, callers: pl.DataFrame, caller_erro
                 .filter((pl.col("_a0") < pl.col("_stop")) & (pl.col("startTime") < pl.col("_a1")))
                 .select("_caller_run", *API_KEYS).collect())
         per_api = per_api.join(told, on=["_caller_run", *API_KEYS], how="anti", nulls_equal=True)
-    # The API's own span inside its caller's incident: from its first to its last error there
-    # (a probe moves from API to API, so each API's insight ends with its own last denial).
+    return _derived_incidents(per_api, api, api_errors, API_KEYS, "apiErrors")
+
+
+def _derived_incidents(per: pl.DataFrame, into: pl.DataFrame, series_errors: pl.DataFrame, keys: list[str],
+                       model_key: str) -> pl.DataFrame:
+    """``into`` plus each row of ``per`` (a caller incident's errors on one series) as an incident.
+
+    Each spans the series' own errors inside its caller's incident, from ``_first`` to ``_last``
+    (a probe moves from API to API, so each insight ends with its own last error); its model is
+    the caller's, with the caller and its errors on the series under ``model_key``; its
+    baseline is the series' own errors.
+    """
     start = pl.max_horizontal("startTime", "_first")
     stop = pl.min_horizontal("_stop", pl.col("_last") + pl.duration(minutes=1))
-    minutes = ((pl.col("_stop") - start).dt.total_minutes()).clip(lower_bound=1)
-    derived = per_api.with_columns(
-        stop.alias("_stop"), pl.when(pl.col("endTime").is_not_null()).then(stop).alias("endTime"),
-    ).with_columns(
-        start.alias("startTime"),
+    derived = per.with_columns(
+        start.alias("startTime"), stop.alias("_stop"), pl.when(pl.col("endTime").is_not_null()).then(stop).alias("endTime"),
         pl.max_horizontal("firedAt", "_first").alias("firedAt"),
-        minutes.alias("insightDuration"),
-        (pl.col("insightCount") / minutes).alias("insightAverage"),
+    ).with_columns(
+        ((pl.col("_stop") - pl.col("startTime")).dt.total_minutes()).clip(lower_bound=1).alias("insightDuration"),
+    ).with_columns(
+        (pl.col("insightCount") / pl.col("insightDuration")).alias("insightAverage"),
         pl.lit(None, pl.Float64).alias("startAverage"),
         pl.struct("model", "_caller", "insightCount").map_elements(
-            lambda r: _caller_model(r["model"], r["_caller"], r["insightCount"]), return_dtype=pl.String).alias("model"),
-    ).drop("_first", "_last", "_caller_rate", "_caller_run", "_caller")
-    derived = _api_baseline(derived, api_errors)
-    offset = int(api["_run"].max()) + 1 if api.height else 0
+            lambda r: _caller_model(r["model"], r["_caller"], r["insightCount"], model_key),
+            return_dtype=pl.String).alias("model"),
+    ).drop("_first", "_last", "_caller_rate", "_all", "_told", "_caller_run", "_caller", strict=False)
+    derived = _api_baseline(derived, series_errors, keys=keys)
+    offset = int(into["_run"].max()) + 1 if into.height else 0
     derived = derived.with_row_index("_run", offset=offset)
-    return pl.concat([api, derived], how="diagonal_relaxed") if api.height else derived
+    return pl.concat([into, derived], how="diagonal_relaxed") if into.height else derived
 
 
 def _api_baseline(derived: pl.DataFrame, api_errors: pl.DataFrame, keys: list[str] = API_KEYS) -> pl.DataFrame:
@@ -178,7 +188,7 @@ def _api_baseline(derived: pl.DataFrame, api_errors: pl.DataFrame, keys: list[st
             .drop("_i", "_base"))
 
 
-def _caller_model(caller_model: str, caller: str, errors: int, key: str = "apiErrors") -> str:
+def _caller_model(caller_model: str, caller: str, errors: int, key: str) -> str:
     """The derived incident's model: the caller's test, with the caller and its errors on the API."""
     model = json.loads(caller_model)
     return json.dumps({**model, "test": "caller", "callerTest": model.get("test"), "caller": caller,
@@ -229,24 +239,7 @@ def _with_caller_code_incidents(code: pl.DataFrame, api: pl.DataFrame, callers: 
         per_code = per_code.join(overlap, on=["_caller_run", "errorCode"], how="anti")
     if per_code.is_empty():
         return code
-    start = pl.max_horizontal("startTime", "_first")
-    stop = pl.min_horizontal("_stop", pl.col("_last") + pl.duration(minutes=1))
-    minutes = ((pl.col("_stop") - pl.col("startTime")).dt.total_minutes()).clip(lower_bound=1)
-    derived = per_code.with_columns(
-        stop.alias("_stop"), pl.when(pl.col("endTime").is_not_null()).then(stop).alias("endTime"),
-        start.alias("startTime"), pl.max_horizontal("firedAt", "_first").alias("firedAt"),
-    ).with_columns(
-        minutes.alias("insightDuration"),
-        (pl.col("insightCount") / minutes).alias("insightAverage"),
-        pl.lit(None, pl.Float64).alias("startAverage"),
-        pl.struct("model", "_caller", "insightCount").map_elements(
-            lambda r: _caller_model(r["model"], r["_caller"], r["insightCount"], "codeErrors"),
-            return_dtype=pl.String).alias("model"),
-    ).drop("_first", "_last", "_all", "_told", "_caller_run", "_caller")
-    derived = _api_baseline(derived, code_errors, keys=["errorCode"])
-    offset = int(code["_run"].max()) + 1 if code.height else 0
-    derived = derived.with_row_index("_run", offset=offset)
-    return pl.concat([code, derived], how="diagonal_relaxed") if code.height else derived
+    return _derived_incidents(per_code, code, code_errors, ["errorCode"], "codeErrors")
 
 
 def _or_empty(inc: pl.DataFrame, keys: list[str]) -> pl.DataFrame:

@@ -395,7 +395,7 @@ class IpDetector(Detector):
         reuse, counts = None, None
         for _ in range(MASK_PASSES):
             left_out = pl.concat([masked_state, masked])
-            incidents, profiles_new, pass_counts = self._detect_pass(
+            incidents, profiles_new, profiles, pass_counts = self._detect_pass(
                 minutes, activity, activity.join(left_out, on=["day", "address"], how="anti"), hours, keys, eval_days,
                 data_end, ctx, learning_decided, reuse=reuse)
             counts = counts or pass_counts  # candidates do not depend on the mask: the first pass counts them all
@@ -409,8 +409,6 @@ class IpDetector(Detector):
             masked = hit
         for name, value in counts.items():
             ctx.counters[name] += value
-        profiles_state = _frame(ctx.history.get("ip_profiles"), PROFILE_SCHEMA)
-        profiles = pl.concat([profiles_state, _frame(profiles_new, PROFILE_SCHEMA)]).unique(["day", "address"], keep="first")
 
         # ---- state for the next run ------------------------------------------------
         keep_from = open_day if not open_day_complete else open_day + 1
@@ -433,7 +431,7 @@ class IpDetector(Detector):
 
         ``reuse``: (day, incidents, profiles) of the previous pass, whose results up to that day
         still hold; only later days are scored again. Returns (incidents, the new days'
-        profiles, this pass's counters: of the days it scored).
+        profiles, every profile (state and new), this pass's counters: of the days it scored).
         """
         upto = reuse[0] if reuse else None
         later = (lambda frame: frame.filter(pl.col("day") > upto)) if reuse else (lambda frame: frame)  # noqa: E731
@@ -506,7 +504,7 @@ class IpDetector(Detector):
         if reuse:
             kept = reuse[1].filter(day_number("startTime") <= upto)
             incidents = pl.concat([kept, incidents]).sort("startTime", "insightObject")
-        return incidents, profiles_new, counts
+        return incidents, profiles_new, profiles, counts
 
     # ------------------------------------------------------------------ firing
     def _fire_normal(self, cand_rows, normal_cands, hist_act, hist_hours, keys, profiles
@@ -701,8 +699,6 @@ class IpDetector(Detector):
             )
         frame = pl.DataFrame(out, schema_overrides={"startTime": UTC_DATETIME, "endTime": UTC_DATETIME, "firedAt": UTC_DATETIME})
         return conform_incidents(frame).sort("startTime", "insightObject")
-
-
 
 
 def day_number_of(ts: datetime) -> int:
