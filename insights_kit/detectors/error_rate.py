@@ -116,18 +116,22 @@ def _caller_incidents(slim: pl.DataFrame, common: dict) -> tuple[pl.DataFrame, p
     return None if callers.is_empty() else (callers, caller_errors)
 
 
+def _errors_in_caller_incidents(callers: pl.DataFrame, caller_errors: pl.DataFrame) -> pl.LazyFrame:
+    """Each caller incident's errors (API keys, errorCode, minute) with the incident's columns."""
+    spans = callers.lazy().select(pl.col("_run").alias("_caller_run"), "_caller", "startTime", "_stop", "endTime",
+                                  "firedAt", "baselineDuration", "model", "endReason")
+    return (spans.join(caller_errors.lazy().select("_caller", *API_KEYS, "errorCode", "minute"), on="_caller")
+            .filter((pl.col("minute") >= pl.col("startTime")) & (pl.col("minute") < pl.col("_stop"))))
+
+
 def _with_caller_incidents(api: pl.DataFrame, callers: pl.DataFrame, caller_errors: pl.DataFrame,
                            api_errors: pl.DataFrame, cfg: ErrorRateConfig) -> pl.DataFrame:
     """``api`` plus an API-level incident for each API an unusual caller collected errors on."""
     per_api = (
-        callers.lazy().select(pl.col("_run").alias("_caller_run"), "_caller", "startTime", "_stop", "endTime",
-                              "firedAt", "baselineDuration", "model", "endReason",
-                              (pl.col("insightCount") / pl.col("insightDuration")).alias("_caller_rate"))
-        .join(caller_errors.lazy().select("_caller", *API_KEYS, "minute"), on="_caller", how="inner")
-        .filter((pl.col("minute") >= pl.col("startTime")) & (pl.col("minute") < pl.col("_stop")))
+        _errors_in_caller_incidents(callers, caller_errors)
         .group_by("_caller_run", *API_KEYS, maintain_order=True)
         .agg(pl.len().cast(pl.Int64).alias("insightCount"), pl.col("minute").min().alias("_first"),
-             pl.col("minute").max().alias("_last"), pl.all().exclude("minute", "_caller_run", *API_KEYS).first())
+             pl.col("minute").max().alias("_last"), pl.all().exclude("minute", "errorCode").first())
         .filter(pl.col("insightCount") >= cfg.caller_api_min_count)
         .collect()
     )
@@ -165,18 +169,18 @@ def _derived_incidents(per: pl.DataFrame, into: pl.DataFrame, series_errors: pl.
         pl.struct("model", "_caller", "insightCount").map_elements(
             lambda r: _caller_model(r["model"], r["_caller"], r["insightCount"], model_key),
             return_dtype=pl.String).alias("model"),
-    ).drop("_first", "_last", "_caller_rate", "_all", "_told", "_caller_run", "_caller", strict=False)
-    derived = _api_baseline(derived, series_errors, keys=keys)
+    ).drop("_first", "_last", "_all", "_told", "_caller_run", "_caller", strict=False)
+    derived = _series_baseline(derived, series_errors, keys=keys)
     offset = int(into["_run"].max()) + 1 if into.height else 0
     derived = derived.with_row_index("_run", offset=offset)
     return pl.concat([into, derived], how="diagonal_relaxed") if into.height else derived
 
 
-def _api_baseline(derived: pl.DataFrame, api_errors: pl.DataFrame, keys: list[str] = API_KEYS) -> pl.DataFrame:
+def _series_baseline(derived: pl.DataFrame, series_errors: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
     """``baselineAverage``: the series' errors per minute over the caller incident's baseline window."""
     window = (
         derived.lazy().with_row_index("_i").select("_i", *keys, "startTime", "baselineDuration")
-        .join(api_errors.lazy(), on=keys, how="inner", nulls_equal=True)
+        .join(series_errors.lazy(), on=keys, how="inner", nulls_equal=True)
         .filter((pl.col("minute") < pl.col("startTime"))
                 & (pl.col("minute") >= pl.col("startTime") - pl.duration(minutes=pl.col("baselineDuration"))))
         .group_by("_i").agg(pl.col("count").sum().alias("_base"))
@@ -206,10 +210,7 @@ def _with_caller_code_incidents(code: pl.DataFrame, api: pl.DataFrame, callers: 
     ``min_count`` of them, less than ``merge_share`` of those fall on APIs with an overlapping
     API-level incident, and no code-level incident of that code overlaps.
     """
-    spans = callers.lazy().select(pl.col("_run").alias("_caller_run"), "_caller", "startTime", "_stop", "endTime",
-                                  "firedAt", "baselineDuration", "model", "endReason")
-    within = (spans.join(caller_errors.lazy().select("_caller", *API_KEYS, "errorCode", "minute"), on="_caller")
-              .filter((pl.col("minute") >= pl.col("startTime")) & (pl.col("minute") < pl.col("_stop"))))
+    within = _errors_in_caller_incidents(callers, caller_errors)
     if api.height:  # errors on an API whose own incident covers the minute are already told
         told = (within.join(api.lazy().select(*API_KEYS, pl.col("startTime").alias("_a0"), pl.col("_stop").alias("_a1")),
                             on=API_KEYS, how="inner", nulls_equal=True)

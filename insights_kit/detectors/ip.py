@@ -392,13 +392,23 @@ class IpDetector(Detector):
         masked = pl.DataFrame(schema=MASKED_SCHEMA)
         # A pass only changes the days after the first (day, address) whose mask changed: the
         # history of a day holds earlier days only, so the results up to it are reused.
-        reuse, counts = None, None
+        # Candidates, the learning window's release and the hourly history do not depend on
+        # the mask: computed once, before the passes.
+        cand_rows, firsts, counts = self._candidates(minutes, activity, eval_days, ctx)
+        learning_cands = firsts.filter(pl.col("startTime") < ctx.learning_end)
+        released, scored_learning = pl.DataFrame(), pl.DataFrame()
+        if learning_decided and learning_cands.height:
+            released, scored_learning = self._fire_learning(minutes, cand_rows, learning_cands, keys, ctx)
+            counts["released"] += released.height
+        fixed = dict(cand_rows=cand_rows, normal_cands=firsts.filter(pl.col("startTime") >= ctx.learning_end),
+                     released=released, scored_learning=scored_learning,
+                     hist_hours=expand_to_days(hours.lazy(), eval_days, h).collect().lazy())
+        reuse = None
         for _ in range(MASK_PASSES):
             left_out = pl.concat([masked_state, masked])
-            incidents, profiles_new, profiles, pass_counts = self._detect_pass(
-                minutes, activity, activity.join(left_out, on=["day", "address"], how="anti"), hours, keys, eval_days,
-                data_end, ctx, learning_decided, reuse=reuse)
-            counts = counts or pass_counts  # candidates do not depend on the mask: the first pass counts them all
+            incidents, profiles_new, profiles = self._detect_pass(
+                minutes, activity.join(left_out, on=["day", "address"], how="anti"), keys, eval_days, data_end, ctx,
+                reuse=reuse, **fixed)
             hit = (incidents.select(day_number("startTime").alias("day"), pl.col("insightObject").alias("address"))
                    .unique().sort("day", "address"))
             if hit.equals(masked):
@@ -424,29 +434,18 @@ class IpDetector(Detector):
         ctx.new_history["ip_masked"] = keep_days(done(pl.concat([masked_state, masked]))).sort("day", "address")
         return incidents
 
-    def _detect_pass(self, minutes, seen_activity, activity, hours, keys, eval_days, data_end, ctx, learning_decided,
-                     *, reuse: tuple | None = None):
-        """One pass of candidates (addresses not in ``seen_activity``), scored with ``activity`` and
-        ``hours`` as history.
+    def _detect_pass(self, minutes, activity, keys, eval_days, data_end, ctx, *, cand_rows, normal_cands, released,
+                     scored_learning, hist_hours, reuse: tuple | None = None):
+        """One pass: the candidates scored with ``activity`` (and ``hist_hours``) as history.
 
         ``reuse``: (day, incidents, profiles) of the previous pass, whose results up to that day
         still hold; only later days are scored again. Returns (incidents, the new days'
-        profiles, every profile (state and new), this pass's counters: of the days it scored).
+        profiles, every profile: state and new).
         """
         upto = reuse[0] if reuse else None
         later = (lambda frame: frame.filter(pl.col("day") > upto)) if reuse else (lambda frame: frame)  # noqa: E731
-        cfg = self.config
-        h = cfg.history_days
-        counts = {name: 0 for name in ("suppressed", "withheld", "released")}
-        allowed = (
-            ipintel.in_networks(minutes["address"], ctx.allowlist.networks)
-            if ctx.allowlist.networks
-            else pl.DataFrame({"address": [], "inNetworks": []}, schema={"address": pl.String, "inNetworks": pl.Boolean})
-        )
-        allowed_principals = list(ctx.allowlist.principals)
-
+        h = self.config.history_days
         hist_act = expand_to_days(activity.lazy(), eval_days, h).collect().lazy()
-        hist_hours = expand_to_days(hours.lazy(), eval_days, h).collect().lazy()
 
         # ---- profiles (IsolationForest training): complete days after learning ------
         profiles_state = _frame(ctx.history.get("ip_profiles"), PROFILE_SCHEMA)
@@ -468,8 +467,26 @@ class IpDetector(Detector):
                                       _frame(profiles_new, PROFILE_SCHEMA)])
         profiles = pl.concat([profiles_state, _frame(profiles_new, PROFILE_SCHEMA)]).unique(["day", "address"], keep="first")
 
-        # ---- candidates: new (address, day) ----------------------------------------
-        seen = expand_to_days(seen_activity.lazy().select("day", "address").unique(), eval_days, h).select(
+        # the scored minutes come back too: the End reads the dimensions over the whole incident
+        first, scored = self._fire_normal(cand_rows, later(normal_cands), hist_act, hist_hours, keys, profiles)
+        fired = [first, *([later(released)] if released.height else [])]
+        fired = pl.concat([f for f in fired if f.height] or [fired[0]], how="diagonal_relaxed")
+        incidents = self._incidents(fired, cand_rows, ctx, {False: scored, True: scored_learning})
+        if reuse:
+            kept = reuse[1].filter(day_number("startTime") <= upto)
+            incidents = pl.concat([kept, incidents]).sort("startTime", "insightObject")
+        return incidents, profiles_new, profiles
+
+    def _candidates(self, minutes, activity, eval_days, ctx) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+        """Addresses new on their day: (their non-allow-listed minute rows, each one's first
+        minute as ``startTime``, the counters ``suppressed`` and ``withheld``)."""
+        h = self.config.history_days
+        allowed = (
+            ipintel.in_networks(minutes["address"], ctx.allowlist.networks)
+            if ctx.allowlist.networks
+            else pl.DataFrame({"address": [], "inNetworks": []}, schema={"address": pl.String, "inNetworks": pl.Boolean})
+        )
+        seen = expand_to_days(activity.lazy().select("day", "address").unique(), eval_days, h).select(
             "ctxKey", "address").unique()
         day_firsts = (
             minutes.lazy()
@@ -479,32 +496,16 @@ class IpDetector(Detector):
             .join(allowed.lazy(), on="address", how="left")
             .collect()
         )
-        cand_minutes = minutes.filter(~pl.col("principal").is_in(allowed_principals))
+        cand_minutes = minutes.filter(~pl.col("principal").is_in(list(ctx.allowlist.principals)))
         with_calls = cand_minutes.select("day", "address").unique()
         day_firsts = day_firsts.join(with_calls.with_columns(pl.lit(True).alias("hasCalls")), on=["day", "address"], how="left")
         suppressed = day_firsts.filter(pl.col("inNetworks").fill_null(False) | pl.col("hasCalls").is_null())
-        counts["suppressed"] += suppressed.height
         candidates = day_firsts.join(suppressed.select("day", "address"), on=["day", "address"], how="anti")
         # the first call that counts is the first non-allow-listed one
         cand_rows = cand_minutes.join(candidates.select("day", "address"), on=["day", "address"], how="semi")
         firsts = cand_rows.group_by("day", "address").agg(pl.col("minute").min().alias("startTime"))
-        learning_cands = later(firsts.filter(pl.col("startTime") < ctx.learning_end))
-        normal_cands = later(firsts.filter(pl.col("startTime") >= ctx.learning_end))
-        counts["withheld"] += learning_cands.height
-
-        # the scored minutes come back too: the End reads the dimensions over the whole incident
-        first, scored = self._fire_normal(cand_rows, normal_cands, hist_act, hist_hours, keys, profiles)
-        fired, scored_by_rule = [first], {False: scored, True: pl.DataFrame()}
-        if learning_decided and learning_cands.height:
-            released, scored_by_rule[True] = self._fire_learning(minutes, cand_rows, learning_cands, keys, ctx)
-            counts["released"] += released.height
-            fired.append(released)
-        fired = pl.concat([f for f in fired if f.height] or [fired[0]], how="diagonal_relaxed")
-        incidents = self._incidents(fired, cand_rows, ctx, scored_by_rule)
-        if reuse:
-            kept = reuse[1].filter(day_number("startTime") <= upto)
-            incidents = pl.concat([kept, incidents]).sort("startTime", "insightObject")
-        return incidents, profiles_new, profiles, counts
+        withheld = firsts.filter(pl.col("startTime") < ctx.learning_end).height
+        return cand_rows, firsts, {"suppressed": suppressed.height, "withheld": withheld, "released": 0}
 
     # ------------------------------------------------------------------ firing
     def _fire_normal(self, cand_rows, normal_cands, hist_act, hist_hours, keys, profiles
