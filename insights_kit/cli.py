@@ -95,7 +95,15 @@ app = typer.Typer(
     help="Offline ActionTrail Insights: unusual API call rates, error rates and source IPs.",
 )
 
-Sources = Annotated[list[Path], typer.Argument(help="Files or folders of management events (any supported format).")]
+Sources = Annotated[
+    list[str],
+    typer.Argument(help="Files or folders of management events (any supported format), or s3:// or oss:// URLs."),
+]
+EndpointUrl = Annotated[
+    Optional[str],
+    typer.Option("--endpoint-url", help="S3-compatible endpoint for s3:// and oss:// sources (e.g. "
+                 "https://s3.oss-cn-hangzhou.aliyuncs.com, or a local server)."),
+]
 Since = Annotated[Optional[str], typer.Option(help="Start of the window, UTC (YYYY-MM-DD or ISO time).")]
 Until = Annotated[Optional[str], typer.Option(help="End of the window (exclusive), UTC.")]
 Jobs = Annotated[int, typer.Option(min=1, help="Regions executed in parallel (at least 1).")]
@@ -113,9 +121,10 @@ def _fail(message: str, code: int = 2) -> None:
 def _expected_errors() -> tuple[type[BaseException], ...]:
     """Errors the modules raise for bad input: exit 2 with their message."""
     from insights_kit.config import ConfigError
+    from insights_kit.objects import StorageError
     from insights_kit.readers import InputError
 
-    return (InputError, ConfigError)
+    return (InputError, ConfigError, StorageError)
 
 
 def _webhook(url: str | None, fmt: str | None) -> str | None:
@@ -223,12 +232,32 @@ def _optional_absolute(path: Path | None) -> Path | None:
     return None if path is None else _absolute(path)
 
 
-def _existing_sources(sources: list[Path]) -> list[Path]:
-    absolute = [_absolute(s) for s in sources]
-    for given, path in zip(sources, absolute):
+def _existing_sources(sources: list[str], endpoint_url: str | None = None) -> list[Path | str]:
+    """Local paths made absolute (and checked); ``s3://``/``oss://`` URLs checked for shape.
+
+    ``--endpoint-url`` goes into the environment, so notebook kernels and engine workers
+    started by this command reach the same endpoint.
+    """
+    from insights_kit import objects
+
+    if endpoint_url:
+        if not endpoint_url.startswith(("http://", "https://")):
+            _fail(f"--endpoint-url: {endpoint_url!r} is not an http(s) URL")
+        os.environ[objects.ENDPOINT_ENV] = endpoint_url
+    checked: list[Path | str] = []
+    for given in sources:
+        if objects.is_remote(given):
+            try:
+                objects.parse(given)
+            except objects.StorageError as exc:
+                _fail(str(exc))
+            checked.append(given)
+            continue
+        path = _absolute(Path(given))
         if not path.exists():
             _fail(f"no such file or folder: {given}")
-    return absolute
+        checked.append(path)
+    return checked
 
 
 def _out_folder(out: Path, option: str = "--out") -> Path:
@@ -272,12 +301,13 @@ def ingest(
     since: Since = None,
     until: Until = None,
     strict: Annotated[bool, typer.Option(help="Fail instead of warning when records are quarantined.")] = False,
+    endpoint_url: EndpointUrl = None,
 ) -> None:
     """Load management events into a Parquet lake, with a quarantine file and a summary."""
     from insights_kit.ingest import run_ingest
 
     start, end = _window(since, until)
-    paths, lake = _existing_sources(sources), _out_folder(out)
+    paths, lake = _existing_sources(sources, endpoint_url), _out_folder(out)
     summary = run_ingest(paths, lake, since=start, until=end, strict=strict)
     stats = summary["stats"]
     typer.echo(
@@ -356,13 +386,14 @@ def detect(
     ] = False,
     notify: Notify = None,
     notify_format: NotifyFormat = None,
+    endpoint_url: EndpointUrl = None,
 ) -> None:
     """Detect unusual call rates, error rates and source IPs; write Insights events."""
     from insights_kit.detect import run_detect
 
     start, end = _window(since, until)
     summary = run_detect(
-        _existing_sources(sources),
+        _existing_sources(sources, endpoint_url),
         _out_folder(out),
         since=start,
         until=end,
@@ -415,15 +446,16 @@ def query(
 def show(
     event_id: Annotated[str, typer.Argument(help="eventId or sharedEventId of an Insights event.")],
     store: Annotated[Path, typer.Option(help="Insights store folder.")],
-    source: Annotated[Optional[list[Path]], typer.Option(help="Management events behind the insight.")] = None,
+    source: Annotated[Optional[list[str]], typer.Option(help="Management events behind the insight.")] = None,
     home_region: Annotated[Optional[str], typer.Option(help="Home region of global events.")] = None,
+    endpoint_url: EndpointUrl = None,
 ) -> None:
     """Print an Insights event (Start and End) and the management events behind it."""
     from insights_kit import store as st
 
     folder = _absolute(store)
     home_region = _region(home_region, "--home-region")
-    sources = _existing_sources(source) if source else []
+    sources = _existing_sources(source, endpoint_url) if source else []
     try:
         pair = st.incident(folder, event_id)
     except KeyError:
@@ -457,13 +489,14 @@ def report(
     ] = None,
     notify: Notify = None,
     notify_format: NotifyFormat = None,
+    endpoint_url: EndpointUrl = None,
 ) -> None:
     """Detect, then run the report notebook per region and write DIR/index.html."""
     from insights_kit.report import run_report
 
     start, end = _window(since, until)
     result = run_report(
-        _existing_sources(sources), _out_folder(out), regions=_regions(regions), since=start, until=end,
+        _existing_sources(sources, endpoint_url), _out_folder(out), regions=_regions(regions), since=start, until=end,
         jobs=jobs, config=_optional_absolute(config), home_region=_region(home_region, "--home-region"),
         state=None if state is None else _out_folder(state, "--state"),
         notify_url=_webhook(notify, notify_format), notify_format=notify_format,

@@ -310,8 +310,8 @@ class StateLock:
 class State:
     """The ``--state`` directory: recent events, detector histories, emitted ledger, meta.
 
-    Layout: ``meta.json``, ``events.parquet``, ``ledger.parquet`` and
-    ``history/<account>/<region>/<name>.parquet``. Written atomically, file by file, at the
+    Layout: ``meta.json``, ``events.parquet``, ``ledger.parquet``, ``objects.parquet`` (the
+    objects read from object storage) and ``history/<account>/<region>/<name>.parquet``. Written atomically, file by file, at the
     end of a run; ``meta.json`` last, so a crashed run leaves the previous state usable.
     """
 
@@ -321,6 +321,7 @@ class State:
         self.events = pl.DataFrame(schema=EVENT_SCHEMA)
         self.ledger = pl.DataFrame(schema={"eventId": pl.String(), "eventTime": pl.String()})
         self.histories: dict[tuple[str, str], dict[str, pl.DataFrame]] = {}
+        self.objects: list[str] = []  # object-storage sources: url#etag of every object read
         if self.path and (self.path / "meta.json").exists():
             self._read()
 
@@ -335,6 +336,8 @@ class State:
             self.events = conform(pl.read_parquet(self.path / "events.parquet")).collect()
         if (self.path / "ledger.parquet").exists():
             self.ledger = pl.read_parquet(self.path / "ledger.parquet")
+        if (self.path / "objects.parquet").exists():
+            self.objects = pl.read_parquet(self.path / "objects.parquet")["object"].to_list()
         for file in sorted((self.path / "history").glob("*/*/*.parquet")):
             key = (file.parent.parent.name, file.parent.name)
             self.histories.setdefault(key, {})[file.stem] = pl.read_parquet(file)
@@ -347,12 +350,24 @@ class State:
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_parquet(self.events, self.path / "events.parquet")
         atomic_write_parquet(self.ledger, self.path / "ledger.parquet")
+        if self.objects:
+            atomic_write_parquet(pl.DataFrame({"object": self.objects}, schema={"object": pl.String()}),
+                                 self.path / "objects.parquet")
         for (account, region), tables in sorted(self.histories.items()):
             folder = self.path / "history" / (account or "_") / region
             folder.mkdir(parents=True, exist_ok=True)
             for name, frame in sorted(tables.items()):
                 atomic_write_parquet(frame, folder / f"{name}.parquet")
         atomic_write_text(self.path / "meta.json", json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
+
+
+    def remember_objects(self, read: Sequence[str], *, keep_from: datetime) -> None:
+        """Add the objects of this run; forget those in date folders older than the state keeps."""
+        from insights_kit.readers import path_date
+
+        cutoff = keep_from.date() - timedelta(days=1)
+        kept = {o for o in self.objects if (path_date(o) or cutoff) >= cutoff}
+        self.objects = sorted(kept | set(read))
 
 
 def _window_name(since: datetime | None, until: datetime | None) -> str:
@@ -433,7 +448,12 @@ def _run_detect(
         # Late deliveries: events of an earlier window that arrive in this run's files are
         # analysed with their true times, as far back as the state remembers.
         read_since = min(read_since, st.events["eventTime"].min())
-    loaded = load(sources, since=read_since, until=until, strict=strict, progress=progress)
+    watermark = datetime.fromisoformat(st.meta["watermark"]) if st.meta.get("watermark") else None
+    # Object storage: list only the date folders since the watermark (late deliveries are filed
+    # under their delivery day) and fetch only objects this state has not read.
+    list_since = read_since if watermark is None else min(watermark - lag, since - lag if since else watermark)
+    loaded = load(sources, since=read_since, until=until, strict=strict, progress=progress,
+                  list_since=list_since, already_read=st.objects)
     already = late = 0
     if st.path is None:
         # Without state nothing needs to be in memory at once: detectors project what they use.
@@ -441,7 +461,6 @@ def _run_detect(
     else:
         new_events = loaded.events.collect()
         # Late events: new to us, but older than the end of what the previous run saw.
-        watermark = datetime.fromisoformat(st.meta["watermark"]) if st.meta.get("watermark") else None
         already = new_events.join(st.events.select("eventId"), on="eventId", how="semi").height
         fresh = new_events.join(st.events.select("eventId"), on="eventId", how="anti")
         late = fresh.filter(pl.col("eventTime") < watermark).height if watermark else 0
@@ -524,6 +543,7 @@ def _run_detect(
             if r.new_history:
                 st.histories[(r.account, r.region)] = r.new_history
             st.meta["units"][f"{r.account}/{r.region}"] = {"dataStart": _iso(r.data_start)}
+        st.remember_objects(loaded.objects, keep_from=keep_from)
         st.meta["watermark"] = _iso(data_end)
         st.meta["homeRegion"] = home
         st.write()

@@ -44,7 +44,7 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
-from insights_kit import salvage
+from insights_kit import objects, salvage
 from insights_kit.normalize import DOCUMENT_SCHEMA, RAW_SCHEMA, SLS_SCHEMA, normalize, sls_to_raw
 from insights_kit.normalize import is_ip_address as is_ip_address  # re-exported API
 from insights_kit.schema import EVENT_COLUMNS, QUARANTINE_SCHEMA, UTC_DATETIME, conform, empty_events
@@ -70,6 +70,8 @@ class LoadStats:
     files_pruned: int = 0  # skipped by --since/--until from the date in the path
     files_read: int = 0
     files_skipped: int = 0  # not event files (Actiontrail-Insight, README.md, ...)
+    folders_pruned: int = 0  # object-storage date folders never listed (outside --since/--until)
+    files_already_read: int = 0  # objects a --state run read before (same key and ETag)
     records_read: int = 0
     loaded: int = 0
     quarantined: int = 0
@@ -89,6 +91,8 @@ class LoadResult:
     quarantine: pl.DataFrame  # QUARANTINE_SCHEMA
     stats: LoadStats
     warnings: list[str] = field(default_factory=list)
+    # Object-storage sources: url#etag of each object read whose events all lie before `until`.
+    objects: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -113,7 +117,8 @@ class _Part:
 
 
 # --------------------------------------------------------------------------- discovery
-def _path_date(path: str) -> date | None:
+def path_date(path: str) -> date | None:
+    """The delivery day in a path (`YYYY/MM/DD` or `date=YYYY-MM-DD` folders), or None."""
     m = _DATE_HIVE.search(path)
     if m:
         return date.fromisoformat(m.group(1))
@@ -127,14 +132,22 @@ def _path_date(path: str) -> date | None:
 
 
 def _discover(
-    sources: Sequence[str | Path], warnings: list[str], stats: LoadStats, problems: list[_Part]
-) -> list[Path]:
+    sources: Sequence[str | Path],
+    warnings: list[str],
+    stats: LoadStats,
+    problems: list[_Part],
+    *,
+    days: tuple[date | None, date | None] = (None, None),
+    already_read: frozenset[str] = frozenset(),
+) -> list:
     """Event files of all sources, sorted per source (the order decides duplicate winners).
 
     A folder that cannot be listed (permissions) becomes a warning and a ``file`` quarantine
-    row in `problems`: its records are unknown, but the user must hear of it.
+    row in `problems`: its records are unknown, but the user must hear of it. Object-storage
+    sources (``s3://``, ``oss://``) are listed with their date folders outside `days` pruned
+    and without the objects in `already_read` (``url#etag``).
     """
-    files: list[Path] = []
+    files: list = []
 
     def unreadable(exc: OSError) -> None:
         where = exc.filename or "?"
@@ -142,6 +155,9 @@ def _discover(
         warnings.append(f"{where}: unreadable folder ({exc.strerror}), skipped")
 
     for src in sources:
+        if objects.is_remote(src):
+            files.extend(_discover_remote(str(src), warnings, stats, days=days, already_read=already_read))
+            continue
         p = Path(src)
         if not p.exists():
             raise InputError(f"no such file or directory: {src}")
@@ -172,10 +188,40 @@ def _discover(
         if not found:
             warnings.append(f"{src}: no event files found")
         files.extend(sorted(found))
-    if not files:
+    if not files and not stats.files_already_read:
         why = f" ({problems[0].bad[0][1]}: {problems[0].name})" if problems else ""
         raise InputError(f"no event files found in {', '.join(map(str, sources))}{why}")
     return files
+
+
+def _discover_remote(
+    url: str, warnings: list[str], stats: LoadStats, *, days: tuple[date | None, date | None],
+    already_read: frozenset[str],
+) -> list[objects.RemoteFile]:
+    """The local folder rules, applied to keys: a lake's ``events/``, an ``AliyunLogs/`` tree."""
+    try:
+        listing = objects.list_objects(
+            url, first_day=days[0], last_day=days[1], skip_folder=lambda f: f"/{_INSIGHT_DIR}/" in f"/{f}"
+        )
+    except objects.StorageError as exc:
+        raise InputError(str(exc)) from None
+    stats.folders_pruned += listing.folders_pruned
+    prefix = objects.parse(url).prefix
+    base = prefix if prefix.endswith("/") or not prefix else prefix + "/"
+    rel = {f: f.key[len(base):] if f.key.startswith(base) else f.name for f in listing.files}
+    found = listing.files
+    if any(r.startswith("events/acsRegion=") for r in rel.values()):
+        found = [f for f in found if rel[f].startswith("events/acsRegion=")]
+    elif any(r.startswith("AliyunLogs/") for r in rel.values()):
+        found = [f for f in found if rel[f].startswith("AliyunLogs/")]
+    kept = [f for f in found if not f.name.startswith(".") and ".tmp-" not in f.name
+            and f.name.lower().endswith(EVENT_SUFFIXES)]  # fmt: skip
+    stats.files_skipped += len(listing.files) - len(kept)
+    fresh = [f for f in kept if f"{f}#{f.etag}" not in already_read]
+    stats.files_already_read += len(kept) - len(fresh)
+    if not kept:
+        warnings.append(f"{url}: no event files found")
+    return fresh
 
 
 # --------------------------------------------------------------------------- per file
@@ -304,7 +350,7 @@ def _read_data(name: str, data: bytes, problem: str | None, reload: Callable[[],
     return _salvaged(name, data, problem)
 
 
-def _read_zip(name: str, blob: bytes, limit: int) -> list[_Part]:
+def _read_zip(name: str, blob: bytes, limit: int, source: Path | objects.RemoteFile | None = None) -> list[_Part]:
     try:
         zf = zipfile.ZipFile(io.BytesIO(blob))
         members = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename)
@@ -321,19 +367,19 @@ def _read_zip(name: str, blob: bytes, limit: int) -> list[_Part]:
         if info.file_size > limit:  # zipfile never reads past the declared size
             parts.append(_file_problem(member, str(salvage.TooLarge(limit))))
             continue
-        reload = partial(_zip_member, name, info.filename, limit)
+        reload = partial(_zip_member, source or Path(name), info.filename, limit)
         parts.extend(_read_blob(member, zf.read(info), reload, limit))
     if not parts:
         return [_file_problem(name, "zip holds no event files")]
     return parts
 
 
-def _zip_member(zip_path: str, member: str, limit: int) -> bytes:
-    with zipfile.ZipFile(zip_path) as zf:
+def _zip_member(source: Path | objects.RemoteFile, member: str, limit: int) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(source.read_bytes())) as zf:
         return salvage.decompress(zf.read(member), limit)[0]
 
 
-def _reload(path: Path, limit: int) -> bytes:
+def _reload(path: Path | objects.RemoteFile, limit: int) -> bytes:
     return salvage.decompress(path.read_bytes(), limit)[0]
 
 
@@ -355,7 +401,13 @@ def _load_parquet_lazily(files: list[Path], window: pl.Expr | None, stats: LoadS
     or the files hold duplicate eventIds, e.g. two overlapping lakes.
     """
     try:
-        scan = conform(pl.scan_parquet([str(f) for f in files], missing_columns="insert", extra_columns="ignore"))
+        if any(isinstance(f, objects.RemoteFile) for f in files):
+            urls, options = objects.polars_scan_args(files)
+            scan = pl.scan_parquet(urls, storage_options=options, missing_columns="insert", extra_columns="ignore")
+            # Rows keep their lake provenance; a file's own name is its object URL.
+            scan = conform(scan)
+        else:
+            scan = conform(pl.scan_parquet([str(f) for f in files], missing_columns="insert", extra_columns="ignore"))
         total = scan.select(pl.len()).collect().item()
         kept = scan.filter(window) if window is not None else scan
         # Distinct 64-bit hashes prove distinct ids, at half the cost of hashing the strings
@@ -376,10 +428,13 @@ def _load_parquet_lazily(files: list[Path], window: pl.Expr | None, stats: LoadS
     return kept.with_columns(pl.col("sourceFormat").fill_null("parquet"))
 
 
-def _read_parquet(path: Path, window: pl.Expr | None) -> _Part:
+def _read_parquet(path: Path | objects.RemoteFile, window: pl.Expr | None) -> _Part:
     name = str(path)
     try:
-        lf = conform(pl.scan_parquet(path))
+        if isinstance(path, objects.RemoteFile):
+            lf = conform(pl.read_parquet(io.BytesIO(path.read_bytes())).lazy())
+        else:
+            lf = conform(pl.scan_parquet(path))
         total = lf.select(pl.len()).collect().item()  # from the footer, no data read
         # The window is pushed into the scan: row groups outside it are never decoded.
         df = (lf.filter(window) if window is not None else lf).collect()
@@ -397,7 +452,7 @@ def _read_path(path: Path, window: pl.Expr | None, limit: int) -> list[_Part]:
     if isinstance(blob, _Part):
         return [blob]
     if blob[:4] == b"PK\x03\x04":
-        return _read_zip(str(path), blob, limit)
+        return _read_zip(str(path), blob, limit, path)
     if blob[:4] == b"PAR1":
         return [_read_parquet(path, window)]
     return _read_blob(str(path), blob, partial(_reload, path, limit), limit)
@@ -559,7 +614,7 @@ FUTURE_TOLERANCE = timedelta(hours=1)
 def _latest_event_time(name: str, now: datetime) -> datetime:
     """The latest plausible eventTime in a file: the end of its date folder's UTC day (ActionTrail
     and CloudTrail folders are delivery dates), and never later than ``now``, plus the tolerance."""
-    day = _path_date(name)
+    day = path_date(name)
     if day is None or day >= now.date():  # a folder dated 9999/12/31 says nothing either
         return now + FUTURE_TOLERANCE
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc) + timedelta(days=1) + FUTURE_TOLERANCE
@@ -588,6 +643,8 @@ def load(
     strict: bool = False,
     progress: bool | None = None,
     max_file_bytes: int = salvage.MAX_FILE_BYTES,
+    list_since: datetime | None = None,
+    already_read: Sequence[str] = (),
 ) -> LoadResult:
     """Read management events from files, folders, zips and Parquet lakes.
 
@@ -609,6 +666,12 @@ def load(
     max_file_bytes
         Cap on one file's (or zip member's) decompressed size; a file past it is
         quarantined unread (a decompression bomb costs at most this much memory).
+    list_since
+        Object storage only: list date folders from this day on (default: ``since``'s); a
+        ``--state`` run lists from its watermark, not from the oldest event it keeps.
+    already_read
+        Object storage only: ``url#etag`` of objects read before (``LoadResult.objects``
+        of earlier runs); they are neither fetched nor counted again.
 
     Returns
     -------
@@ -626,28 +689,35 @@ def load(
     since, until = _utc(since), _utc(until)
     stats, warnings = LoadStats(), []
     problems: list[_Part] = []
-    files = _discover(sources, warnings, stats, problems)
-    stats.files_found = len(files)
+    list_since = _utc(list_since) or since
     lo = since.date() if since else None
     # Folders are dated by delivery: an event just before `until` may sit in the next day's folder.
     hi = until.date() + timedelta(days=1) if until else None
+    listed_days = (list_since.date() if list_since else lo, hi)
+    files = _discover(sources, warnings, stats, problems, days=listed_days, already_read=frozenset(already_read))
+    stats.files_found = len(files)
     if lo or hi:
         kept = []
         for f in files:
-            d = _path_date(f.as_posix())
+            d = path_date(f.as_posix())
             if d is not None and ((lo and d < lo) or (hi and d > hi)):
                 continue
             kept.append(f)
         stats.files_pruned = len(files) - len(kept)
         files = kept
     window = _window(since, until)
+    remote = [f for f in files if isinstance(f, objects.RemoteFile)]
+    # A lake's objects: complete when their date partition ends by `until`.
+    read_objects = [f"{f}#{f.etag}" for f in remote
+                    if until is None or ((d := path_date(f.key)) is not None and d + timedelta(days=1) <= until.date())]
     if files and not problems and all(f.suffix.lower() == ".parquet" for f in files):
         lazy = _load_parquet_lazily(files, window, stats)
         if lazy is not None:
-            return LoadResult(lazy, pl.DataFrame(schema=QUARANTINE_SCHEMA), stats, warnings)
+            return LoadResult(lazy, pl.DataFrame(schema=QUARANTINE_SCHEMA), stats, warnings, read_objects)
 
     parts: list[_Part] = list(problems)
-    workers = min(8, os.cpu_count() or 1)
+    # Objects are fetched over the network: more requests in flight than cores.
+    workers = objects.CONCURRENCY if read_objects else min(8, os.cpu_count() or 1)
     # Contiguous chunks keep sorted file order (duplicate winners) and let NDJSON batch up.
     size = max(1, min(512, -(-len(files) // (workers * 4))))
     chunks = [files[i : i + size] for i in range(0, len(files), size)]
@@ -665,6 +735,13 @@ def load(
     repaired = sum((p.repaired for p in parts), Counter())
     stats.repaired = dict(sorted(repaired.items()))
     stats.records_read = len(events) + stats.quarantined + pre_outside
+    if remote:
+        # Objects with no event at or after `until` are complete: a later run need not read
+        # them again. The others hold events this window left out.
+        beyond = set() if until is None else set(
+            events.filter(pl.col("eventTime") >= until).get_column("sourceFile").str.replace(r"!.*$", "").unique()
+        )
+        read_objects = [f"{f}#{f.etag}" for f in remote if str(f) not in beyond]
     before = len(events)
     if window is not None:
         events = events.filter(window)
@@ -688,4 +765,4 @@ def load(
         if strict:
             raise InputError(msg)
         warnings.append(msg)
-    return LoadResult(events.lazy(), quarantine, stats, warnings)
+    return LoadResult(events.lazy(), quarantine, stats, warnings, read_objects)

@@ -55,7 +55,11 @@ def repo_root() -> Path:
 
 
 def resolve(path: str | Path) -> Path:
-    """An absolute path; relative paths are relative to the repo root, not the cwd."""
+    """An absolute path; relative paths are relative to the repo root, not the cwd.
+
+    ``s3://`` and ``oss://`` URLs come back as they are (a str)."""
+    if str(path).startswith(("s3://", "oss://")):
+        return path  # type: ignore[return-value]
     p = Path(path).expanduser()
     return p if p.is_absolute() else repo_root() / p
 
@@ -282,7 +286,9 @@ def run_report(
 
 
 def _absolute(path: str | Path) -> Path:
-    """``path`` made absolute against the current working directory."""
+    """``path`` made absolute against the current working directory (URLs as they are)."""
+    if str(path).startswith(("s3://", "oss://")):
+        return path  # type: ignore[return-value]
     return Path(os.path.abspath(Path(path).expanduser()))
 
 
