@@ -99,6 +99,11 @@ Sources = Annotated[
     list[str],
     typer.Argument(help="Files or folders of management events (any supported format), or s3:// or oss:// URLs."),
 ]
+Executor = Annotated[
+    str, typer.Option(help="Where the (account, region) units run: local (this process) or dask (a Dask "
+                      "cluster: --scheduler, INSIGHTS_KIT_SCHEDULER, or a 2-worker local cluster started for the run).")
+]
+Scheduler = Annotated[Optional[str], typer.Option(help="Dask scheduler address (tcp://host:8786) for --executor dask.")]
 EndpointUrl = Annotated[
     Optional[str],
     typer.Option("--endpoint-url", help="S3-compatible endpoint for s3:// and oss:// sources (e.g. "
@@ -127,6 +132,7 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     return (InputError, ConfigError, StorageError)
 
 
+
 def _webhook(url: str | None, fmt: str | None) -> str | None:
     """Check --notify and --notify-format at the boundary; the URL as given (or None)."""
     from insights_kit.notify import FORMATS, check_target
@@ -148,10 +154,11 @@ def _warn_notify(result: dict | None) -> None:
 
 
 def _busy_errors() -> tuple[type[BaseException], ...]:
-    """A resource in use by another run: exit 1 (try again later)."""
+    """A resource in use by another run, or a cluster out of reach: exit 1 (try again later)."""
     from insights_kit.detect import StateBusy
+    from insights_kit.engine import EngineError
 
-    return (StateBusy,)
+    return (StateBusy, EngineError)
 
 
 def _os_error_line(exc: OSError) -> str:
@@ -260,6 +267,17 @@ def _existing_sources(sources: list[str], endpoint_url: str | None = None) -> li
     return checked
 
 
+def _executor(executor: str, scheduler: str | None) -> None:
+    from insights_kit.engine import EXECUTORS
+
+    if executor not in EXECUTORS:
+        _fail(f"--executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
+    if scheduler and executor != "dask":
+        _fail("--scheduler needs --executor dask")
+    if scheduler and not scheduler.startswith(("tcp://", "tls://", "ws://", "wss://", "inproc://", "ucx://")):
+        _fail(f"--scheduler: {scheduler!r} is not a scheduler address (tcp://host:8786)")
+
+
 def _out_folder(out: Path, option: str = "--out") -> Path:
     """An output folder: may not exist yet, must not be a file."""
     path = _absolute(out)
@@ -330,6 +348,9 @@ def simulate(
                                               "(a divisor of 1440; ActionTrail: about 5).")] = 5,
     stealth: Annotated[bool, typer.Option("--stealth", help="Add the graded stealth incidents (quiet "
                                           "strangers, low-rate writes, error creep, ...), one a night.")] = False,
+    accounts: Annotated[int, typer.Option(min=1, help="Accounts of one organisation (seeds seed, seed+1, ...), "
+                                          "in the multi-account layout AliyunLogs/Actiontrail/<rd_id>/<account>/"
+                                          "<region>/...; 1: a single account's trail.")] = 1,
 ) -> None:
     """Write a realistic account's management events with labelled incidents."""
     from insights_kit.simulate import simulate as run
@@ -338,6 +359,15 @@ def simulate(
         _fail(f"--scale must be a number > 0, got {scale}")
     if 1440 % file_minutes:
         _fail(f"--file-minutes must divide a day (1, 5, 10, 15, 30, 60 ...), got {file_minutes}")
+    if accounts > 1:
+        from insights_kit.simulate_org import simulate_organisation
+
+        folder = _out_folder(out)
+        labels = simulate_organisation(folder, accounts=accounts, seed=seed, days=days, scale=scale,
+                                       file_minutes=file_minutes, stealth=stealth)
+        typer.echo(f"wrote {labels['events']} events of {accounts} accounts in {labels['files']} files to {folder}; "
+                   f"labels: {folder / 'labels.json'}")
+        return
     result = run(_out_folder(out), days=days, seed=seed, scale=scale, file_minutes=file_minutes, stealth=stealth)
     typer.echo(f"wrote {result.events} events in {result.files} files to {result.out}; labels: {result.labels_path}")
 
@@ -387,11 +417,14 @@ def detect(
     notify: Notify = None,
     notify_format: NotifyFormat = None,
     endpoint_url: EndpointUrl = None,
+    executor: Executor = "local",
+    scheduler: Scheduler = None,
 ) -> None:
     """Detect unusual call rates, error rates and source IPs; write Insights events."""
     from insights_kit.detect import run_detect
 
     start, end = _window(since, until)
+    _executor(executor, scheduler)
     summary = run_detect(
         _existing_sources(sources, endpoint_url),
         _out_folder(out),
@@ -405,6 +438,8 @@ def detect(
         change_home_region=change_home_region,
         notify_url=_webhook(notify, notify_format),
         notify_format=notify_format,
+        executor=executor,
+        scheduler=scheduler,
     )
     print_detect_summary(summary)
     _warn_notify(summary.get("notify"))
@@ -420,6 +455,7 @@ def query(
     ip: Annotated[Optional[str], typer.Option(help="Source IP address (IpInsight).")] = None,
     event_id: Annotated[Optional[str], typer.Option(help="eventId or sharedEventId.")] = None,
     object_: Annotated[Optional[str], typer.Option("--object", help="insightObject.")] = None,
+    account: Annotated[Optional[str], typer.Option(help="recipientAccountId (one account of an organisation).")] = None,
     since: Since = None,
     until: Until = None,
     format_: Annotated[str, typer.Option("--format", help="table, json or csv.")] = "table",
@@ -435,10 +471,10 @@ def query(
     if not folder.is_dir():
         _fail(f"no Insights store at {store}")
     if counts:
-        typer.echo(st.format_table(st.counts(folder, since=s, until=u), format_))
+        typer.echo(st.format_table(st.counts(folder, since=s, until=u, account=account), format_))
         return
     found = st.query(folder, region=region, insight_type=type_, ip=ip, event_id=event_id, insight_object=object_,
-                     since=s, until=u)
+                     account=account, since=s, until=u)
     typer.echo(st.format_table(found, format_))
 
 
@@ -490,16 +526,20 @@ def report(
     notify: Notify = None,
     notify_format: NotifyFormat = None,
     endpoint_url: EndpointUrl = None,
+    executor: Executor = "local",
+    scheduler: Scheduler = None,
 ) -> None:
     """Detect, then run the report notebook per region and write DIR/index.html."""
     from insights_kit.report import run_report
 
     start, end = _window(since, until)
+    _executor(executor, scheduler)
     result = run_report(
         _existing_sources(sources, endpoint_url), _out_folder(out), regions=_regions(regions), since=start, until=end,
         jobs=jobs, config=_optional_absolute(config), home_region=_region(home_region, "--home-region"),
         state=None if state is None else _out_folder(state, "--state"),
         notify_url=_webhook(notify, notify_format), notify_format=notify_format,
+        executor=executor, scheduler=scheduler,
     )
     _warn_notify((result.get("summary") or {}).get("notify"))
     typer.echo(f"report: {result['index']}")

@@ -19,7 +19,7 @@ Examples
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Sequence
@@ -144,6 +144,64 @@ def detect_frame(
     return emitted, _summary(results, home_region=home, config=config)
 
 
+@dataclass(frozen=True)
+class UnitTask:
+    """One unit as a task for an engine worker: where its events are, and what it knows.
+
+    ``lake`` (sources, since, until) when the worker reads its slice of a Parquet lake
+    itself; otherwise ``frame`` holds the unit's events.
+    """
+
+    account: str | None
+    region: str
+    home_region: str
+    config: Config
+    data_start: datetime
+    data_end: datetime
+    history: dict[str, pl.DataFrame]
+    allowlist: Allowlist | None
+    lake: tuple[tuple[str, ...], datetime | None, datetime | None] | None = None
+    frame: pl.DataFrame | None = None
+
+
+def _unit_frame(lf: pl.LazyFrame, account: str | None, region: str, home_region: str) -> pl.DataFrame:
+    """One unit's events (of :func:`analysis_events` output), materialised and time-ordered."""
+    unit_df = (
+        lf.filter((pl.col("recipientAccountId") == account) if account is not None
+                  else pl.col("recipientAccountId").is_null())
+        .filter(in_analysis_region(region, home_region=home_region))
+        .drop(UNUSED_BY_DETECTORS)
+        .collect()
+    )  # fmt: skip
+    if not unit_df["eventTime"].is_sorted():  # a lake region is usually in order already
+        unit_df = unit_df.sort("eventTime", maintain_order=True)
+    return unit_df
+
+
+def run_unit_task(task: UnitTask, detectors: Sequence[Detector] | None = None) -> UnitResult:
+    """Run one unit where the engine put it (a worker process, or here)."""
+    frame = task.frame
+    if frame is None:
+        from insights_kit.readers import load
+
+        assert task.lake is not None
+        sources, since, until = task.lake
+        events = load(list(sources), since=since, until=until, progress=False).events
+        frame = _unit_frame(analysis_events(events, home_region=task.home_region), task.account, task.region,
+                            task.home_region)
+    return detect_unit(
+        frame.lazy(),
+        account=task.account or "",
+        region=task.region,
+        config=task.config,
+        data_start=task.data_start,
+        data_end=task.data_end,
+        history=task.history,
+        allowlist=task.allowlist,
+        detectors=detectors,
+    )
+
+
 def _detect_units(
     lf: pl.LazyFrame,
     *,
@@ -153,7 +211,15 @@ def _detect_units(
     data_end: datetime | None,
     unit_meta: dict[str, Any] | None = None,
     histories: dict[tuple[str, str], dict[str, pl.DataFrame]] | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    lake: tuple[tuple[str, ...], datetime | None, datetime | None] | None = None,
 ) -> list[UnitResult]:
+    """Every unit of ``lf``, in (account, region) order, on ``executor``.
+
+    With ``lake`` (the sources and window that ``lf`` was scanned from) an engine's workers
+    read their own slices; without it they are sent their unit's events.
+    """
     if home_region is None:
         return []
     lf = analysis_events(lf, home_region=home_region)
@@ -164,40 +230,27 @@ def _detect_units(
         .sort(["recipientAccountId", "analysisRegion"], nulls_last=True)
         .collect()
     )
-    detectors = build_detectors(config)
-    results = []
+    detectors = build_detectors(config) if executor == "local" else None
+    results, tasks = [], []
     for account, region, first, last in units.iter_rows():
         key = f"{account}/{region}"
         known_start = (unit_meta or {}).get(key)
         start = min(first, datetime.fromisoformat(known_start)) if known_start else first
         start = start.replace(second=0, microsecond=0)
         end = data_end or _minute_ceiling(last + timedelta(microseconds=1))
-        # One materialised frame per unit: every detector reads it, and a lake is scanned once.
-        unit_df = (
-            lf.filter(
-                (pl.col("recipientAccountId") == account)
-                if account is not None
-                else pl.col("recipientAccountId").is_null()
-            )
-            .filter(in_analysis_region(region, home_region=home_region))
-            .drop(UNUSED_BY_DETECTORS)
-            .collect()
-        )
-        if not unit_df["eventTime"].is_sorted():  # a lake region is usually in order already
-            unit_df = unit_df.sort("eventTime", maintain_order=True)
-        results.append(
-            detect_unit(
-                unit_df.lazy(),
-                account=account or "",
-                region=region,
-                config=config,
-                data_start=start,
-                data_end=end,
-                history=(histories or {}).get((account or "", region), {}),
-                allowlist=allowlist,
-                detectors=detectors,
-            )
-        )
+        history = (histories or {}).get((account or "", region), {})
+        task = UnitTask(account, region, home_region, config, start, end, history, allowlist, lake=lake)
+        if executor == "local" or not lake:
+            # One materialised frame per unit: every detector reads it, and a lake is scanned once.
+            task = replace(task, lake=None, frame=_unit_frame(lf, account, region, home_region))
+        if executor == "local":
+            results.append(run_unit_task(task, detectors))
+        else:
+            tasks.append(task)
+    if tasks:
+        from insights_kit.engine import run_tasks
+
+        results = run_tasks(run_unit_task, tasks, executor=executor, scheduler=scheduler)
     return results
 
 
@@ -237,8 +290,19 @@ def _summary(results: list[UnitResult], *, home_region: str | None, config: Conf
             # the summary must say when a unit had nothing but learning data
             "learningOnly": r.learning_end >= r.data_end,
         }
+    accounts: dict[str, dict[str, Any]] = {}
+    for r in results:  # an organisation trail's members, each over its regions
+        entry = accounts.setdefault(r.account, {"regions": [], "events": 0, "insights": {t: 0 for t in INSIGHT_TYPES},
+                                                "open": 0})  # fmt: skip
+        entry["regions"].append(r.region)
+        entry["events"] += r.events
+        for e in r.insights:
+            if e["insightDetails"]["state"] == "Start":
+                entry["insights"][e["insightDetails"]["insightType"]] += 1
+        entry["open"] += int(r.incidents["endTime"].is_null().sum())
     return {
         "homeRegion": home_region,
+        "accounts": dict(sorted(accounts.items())),
         "regions": dict(sorted(regions.items())),
         "totals": {
             "events": sum(r.events for r in results),
@@ -392,11 +456,15 @@ def run_detect(
     change_home_region: bool = False,
     notify_url: str | None = None,
     notify_format: str | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Load ``sources``, detect per unit, write the Insights store under ``out``; the summary.
 
     With ``state``, the run holds the state's lock (:class:`StateLock`) from reading it to
     writing it, so two runs on one state run one after the other and never lose a window.
+    ``executor="dask"`` runs the units as tasks on the Dask cluster at ``scheduler`` (or a
+    local one started for the run; see :mod:`insights_kit.engine`): same output, byte for byte.
     """
     cfg = config if isinstance(config, Config) else load_config(config)
     notify = (notify_url or cfg.detect.notify_url, notify_format or cfg.detect.notify_format)
@@ -409,7 +477,8 @@ def run_detect(
         except ValueError as exc:
             raise ConfigError(f"notify: {exc}") from None
     options = dict(since=since, until=until, home_region=home_region, cfg=cfg, allowlist=allowlist, strict=strict,
-                   progress=progress, change_home_region=change_home_region, notify=notify)  # fmt: skip
+                   progress=progress, change_home_region=change_home_region, notify=notify,
+                   executor=executor, scheduler=scheduler)  # fmt: skip
     if state is None:
         return _run_detect(sources, out, state=None, **options)
     with StateLock(Path(state), cfg.detect.lock_timeout_seconds):
@@ -430,6 +499,8 @@ def _run_detect(
     progress: bool | None,
     change_home_region: bool,
     notify: tuple[str, str],
+    executor: str,
+    scheduler: str | None,
 ) -> dict[str, Any]:
     from insights_kit import store
     from insights_kit.config import ConfigError
@@ -486,6 +557,10 @@ def _run_detect(
         data_end=data_end,
         unit_meta=unit_meta,
         histories=st.histories,
+        executor=executor,
+        scheduler=scheduler,
+        # A lake scanned lazily, without state: workers read their own slices of it.
+        lake=(tuple(map(str, sources)), read_since, until) if loaded.scanned and st.path is None else None,
     )
 
     produced = sorted((e for r in results for e in r.insights), key=lambda e: (e["eventTime"], e["eventId"]))

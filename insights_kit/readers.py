@@ -93,6 +93,7 @@ class LoadResult:
     warnings: list[str] = field(default_factory=list)
     # Object-storage sources: url#etag of each object read whose events all lie before `until`.
     objects: list[str] = field(default_factory=list)
+    scanned: bool = False  # events is a lazy scan of Parquet files (a lake), not a frame in memory
 
 
 @dataclass
@@ -713,7 +714,7 @@ def load(
     if files and not problems and all(f.suffix.lower() == ".parquet" for f in files):
         lazy = _load_parquet_lazily(files, window, stats)
         if lazy is not None:
-            return LoadResult(lazy, pl.DataFrame(schema=QUARANTINE_SCHEMA), stats, warnings, read_objects)
+            return LoadResult(lazy, pl.DataFrame(schema=QUARANTINE_SCHEMA), stats, warnings, read_objects, True)
 
     parts: list[_Part] = list(problems)
     # Objects are fetched over the network: more requests in flight than cores.

@@ -242,6 +242,8 @@ def run_report(
     state: str | Path | None = None,
     notify_url: str | None = None,
     notify_format: str | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Detect once, then report every region in parallel; see the module docstring for the layout.
 
@@ -268,7 +270,7 @@ def run_report(
     store_dir = out / "insights"
     summary = run_detect([str(resolve(s)) for s in sources], store_dir, since=since, until=until,
                          home_region=home_region, config=config, state=None if state is None else _absolute(state),
-                         notify_url=notify_url, notify_format=notify_format)
+                         notify_url=notify_url, notify_format=notify_format, executor=executor, scheduler=scheduler)
     known = sorted(summary.get("regions", {}))
     wanted = known if regions == "all" else list(dict.fromkeys(regions))
     _check_regions_in_data(wanted, known)

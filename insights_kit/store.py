@@ -416,6 +416,7 @@ def query(
     insight_object: str | None = None,
     service_name: str | None = None,
     event_name: str | None = None,
+    account: str | None = None,
     since: Any = None,
     until: Any = None,
     now: Any = None,
@@ -426,7 +427,8 @@ def query(
     Filters are exact and ANDed: ``region`` (acsRegion), ``insight_type``, ``ip``
     (sourceIpAddress: IpInsight's address), ``event_id`` (matches ``eventId`` *or*
     ``sharedEventId``, so one id finds both halves of an incident), ``insight_object``,
-    ``service_name``, ``event_name``, ``states`` (None = any). The time window is inclusive:
+    ``service_name``, ``event_name``, ``account`` (recipientAccountId: one member of an
+    organisation trail), ``states`` (None = any). The time window is inclusive:
     ``since`` ≤ eventTime ≤ ``until``. Defaults: ``until`` = ``now``; ``since`` = ``until`` −
     30 days; ``now`` = the newest eventTime in the store (wall clock for an empty store).
     Times may be datetimes, dates or ISO text; naive ones are UTC, and a bare date as
@@ -458,6 +460,7 @@ def query(
         "insightObject": insight_object,
         "serviceName": service_name,
         "eventName": event_name,
+        "recipientAccountId": account,
     }
     predicate = pl.lit(True)
     for column, value in exact.items():
@@ -471,7 +474,8 @@ def query(
 
 
 def counts(
-    store: str | Path | pl.DataFrame, *, since: Any = None, until: Any = None, now: Any = None
+    store: str | Path | pl.DataFrame, *, since: Any = None, until: Any = None, now: Any = None,
+    account: str | None = None,
 ) -> pl.DataFrame:
     """Incidents per region and type, like GetInsightsEventsCount's ``Data``.
 
@@ -488,6 +492,8 @@ def counts(
     """
     frame = store if isinstance(store, pl.DataFrame) else read_events(store)
     frame = _filter_window(frame, since=since, until=until, now=now).filter(pl.col("state") == "Start")
+    if account is not None:
+        frame = frame.filter(pl.col("recipientAccountId") == account)
     if frame.is_empty():
         return pl.DataFrame(schema=COUNT_SCHEMA)
     return (
