@@ -296,6 +296,18 @@ def _region(name: str | None, option: str) -> str | None:
     return name
 
 
+def _home_region(text: str | None) -> str | dict[str, str] | None:
+    """``--home-region``: one region for every account, or ``account=region,...`` per account."""
+    from insights_kit.regions import parse_home
+
+    if not text:
+        return None
+    home = parse_home(text)
+    for name in [home] if isinstance(home, str) else list((home or {}).values()):
+        _region(name, "--home-region")
+    return home
+
+
 def _regions(text: str) -> str | list[str]:
     if text.strip() == "all":
         return "all"
@@ -396,8 +408,14 @@ def print_detect_summary(summary: dict) -> None:
     typer.echo(
         f"records: {rec.get('records_read', 0)} read, {rec.get('loaded', 0)} loaded, "
         f"{rec.get('quarantined', 0)} quarantined, {rec.get('duplicates', 0)} duplicates; "
-        f"{rec.get('late', 0)} late; home region {summary.get('homeRegion')}"
+        f"{rec.get('late', 0)} late; home region {summary.get('homeRegion') or 'per account (below)'}"
     )
+    accounts = summary.get("accounts") or {}
+    if len(accounts) > 1:  # an organisation: one line per member account
+        typer.echo(f"{'account':<20}{'home region':<18}{'regions':>8}{'events':>10}{'insights':>10}{'open':>6}")
+        for account, entry in accounts.items():
+            typer.echo(f"{account or '(none)':<20}{entry.get('homeRegion') or '':<18}{len(entry['regions']):>8}"
+                       f"{entry['events']:>10}{sum(entry['insights'].values()):>10}{entry['open']:>6}")
 
 
 @command()
@@ -406,7 +424,7 @@ def detect(
     out: Annotated[Path, typer.Option("--out", help="Insights store folder to write.")],
     since: Since = None,
     until: Until = None,
-    home_region: Annotated[Optional[str], typer.Option(help="Region that analyses global events.")] = None,
+    home_region: Annotated[Optional[str], typer.Option(help="Region that analyses global events (or account=region,...).")] = None,
     state: Annotated[Optional[Path], typer.Option(help="State folder for incremental runs.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="TOML config (see `insights-kit config`).")] = None,
     allowlist: Annotated[Optional[Path], typer.Option(help="Addresses/CIDRs and principal:<id> lines.")] = None,
@@ -430,7 +448,7 @@ def detect(
         _out_folder(out),
         since=start,
         until=end,
-        home_region=_region(home_region, "--home-region"),
+        home_region=_home_region(home_region),
         state=None if state is None else _out_folder(state, "--state"),
         config=_optional_absolute(config),
         allowlist=_optional_absolute(allowlist),
@@ -490,7 +508,7 @@ def show(
     from insights_kit import store as st
 
     folder = _absolute(store)
-    home_region = _region(home_region, "--home-region")
+    home_region = _home_region(home_region)
     sources = _existing_sources(source, endpoint_url) if source else []
     try:
         pair = st.incident(folder, event_id)
@@ -519,7 +537,7 @@ def report(
     until: Until = None,
     jobs: Jobs = 2,
     config: Annotated[Optional[Path], typer.Option(help="TOML config.")] = None,
-    home_region: Annotated[Optional[str], typer.Option(help="Region that analyses global events.")] = None,
+    home_region: Annotated[Optional[str], typer.Option(help="Region that analyses global events (or account=region,...).")] = None,
     state: Annotated[
         Optional[Path], typer.Option(help="detect's state folder: a scheduled window continues from it.")
     ] = None,
@@ -536,7 +554,7 @@ def report(
     _executor(executor, scheduler)
     result = run_report(
         _existing_sources(sources, endpoint_url), _out_folder(out), regions=_regions(regions), since=start, until=end,
-        jobs=jobs, config=_optional_absolute(config), home_region=_region(home_region, "--home-region"),
+        jobs=jobs, config=_optional_absolute(config), home_region=_home_region(home_region),
         state=None if state is None else _out_folder(state, "--state"),
         notify_url=_webhook(notify, notify_format), notify_format=notify_format,
         executor=executor, scheduler=scheduler,

@@ -30,6 +30,7 @@ from insights_kit import insights as insight_events
 from insights_kit.config import Config, load_allowlist, load_config
 from insights_kit.detectors.base import Allowlist, Detector, UnitContext, empty_incidents
 from insights_kit.regions import analysis_events, choose_home_region, in_analysis_region  # noqa: F401 - re-exported
+from insights_kit.regions import Home, choose_home_regions, format_home, uniform_home
 from insights_kit.schema import EVENT_SCHEMA, conform
 
 STATE_VERSION = 1
@@ -131,14 +132,14 @@ def detect_frame(
     events: pl.LazyFrame | pl.DataFrame,
     *,
     config: Config | None = None,
-    home_region: str | None = None,
+    home_region: Home | None = None,
     allowlist: Allowlist | None = None,
     data_end: datetime | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Detect on canonical events in memory: (Insights events, summary). No files written."""
     config = config or Config()
     lf = conform(events)
-    home = home_region or config.detect.home_region or choose_home_region(lf)
+    home = resolve_home_regions(lf, requested=home_region or config.detect.home_region or None)
     results = _detect_units(lf, config=config, home_region=home, allowlist=allowlist, data_end=data_end)
     emitted = sorted((e for r in results for e in r.insights), key=lambda e: (e["eventTime"], e["eventId"]))
     return emitted, _summary(results, home_region=home, config=config)
@@ -206,7 +207,7 @@ def _detect_units(
     lf: pl.LazyFrame,
     *,
     config: Config,
-    home_region: str | None,
+    home_region: Home | None,
     allowlist: Allowlist | None,
     data_end: datetime | None,
     unit_meta: dict[str, Any] | None = None,
@@ -220,7 +221,7 @@ def _detect_units(
     With ``lake`` (the sources and window that ``lf`` was scanned from) an engine's workers
     read their own slices; without it they are sent their unit's events.
     """
-    if home_region is None:
+    if not home_region:
         return []
     lf = analysis_events(lf, home_region=home_region)
     units = (
@@ -239,10 +240,11 @@ def _detect_units(
         start = start.replace(second=0, microsecond=0)
         end = data_end or _minute_ceiling(last + timedelta(microseconds=1))
         history = (histories or {}).get((account or "", region), {})
-        task = UnitTask(account, region, home_region, config, start, end, history, allowlist, lake=lake)
+        home = home_region if isinstance(home_region, str) else home_region[account or ""]
+        task = UnitTask(account, region, home, config, start, end, history, allowlist, lake=lake)
         if executor == "local" or not lake:
             # One materialised frame per unit: every detector reads it, and a lake is scanned once.
-            task = replace(task, lake=None, frame=_unit_frame(lf, account, region, home_region))
+            task = replace(task, lake=None, frame=_unit_frame(lf, account, region, home))
         if executor == "local":
             results.append(run_unit_task(task, detectors))
         else:
@@ -258,7 +260,38 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _summary(results: list[UnitResult], *, home_region: str | None, config: Config) -> dict[str, Any]:
+def resolve_home_regions(
+    events: pl.LazyFrame,
+    *,
+    requested: Home | None,
+    recorded: Home | None = None,
+    change: bool = False,
+    state: Any = None,
+) -> dict[str, str]:
+    """Each account's home region: the requested one, else the recorded one, else its busiest.
+
+    A requested region that differs from an account's recorded one is an error unless
+    ``change``: moving it would move every global event's insights between regions.
+    """
+    from insights_kit.config import ConfigError
+
+    def pick(home: Home | None, account: str) -> str | None:
+        return home if home is None or isinstance(home, str) else home.get(account)
+
+    homes = {} if recorded is None or isinstance(recorded, str) else dict(recorded)
+    for account, busiest in choose_home_regions(events).items():
+        before, asked = pick(recorded, account), pick(requested, account)
+        if before and asked and asked != before and not change:
+            whose = "" if isinstance(recorded, str) or len(homes) <= 1 else f" for account {account}"
+            raise ConfigError(
+                f"state {state} analyses global events{whose} in {before}, not {asked}; "
+                "pass --change-home-region to move them there (or leave --home-region out)"
+            )
+        homes[account] = asked or before or busiest
+    return dict(sorted(homes.items()))
+
+
+def _summary(results: list[UnitResult], *, home_region: Home | None, config: Config) -> dict[str, Any]:
     regions: dict[str, dict[str, Any]] = {}
     for r in results:
         entry = regions.setdefault(
@@ -300,8 +333,10 @@ def _summary(results: list[UnitResult], *, home_region: str | None, config: Conf
             if e["insightDetails"]["state"] == "Start":
                 entry["insights"][e["insightDetails"]["insightType"]] += 1
         entry["open"] += int(r.incidents["endTime"].is_null().sum())
+    for account, entry in accounts.items():
+        entry["homeRegion"] = home_region if isinstance(home_region, str) else (home_region or {}).get(account)
     return {
-        "homeRegion": home_region,
+        "homeRegion": uniform_home(home_region),  # None when the accounts' home regions differ
         "accounts": dict(sorted(accounts.items())),
         "regions": dict(sorted(regions.items())),
         "totals": {
@@ -447,7 +482,7 @@ def run_detect(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-    home_region: str | None = None,
+    home_region: Home | None = None,
     state: str | Path | None = None,
     config: Config | str | Path | None = None,
     allowlist: str | Path | None = None,
@@ -491,7 +526,7 @@ def _run_detect(
     *,
     since: datetime | None,
     until: datetime | None,
-    home_region: str | None,
+    home_region: Home | None,
     state: str | Path | None,
     cfg: Config,
     allowlist: str | Path | None,
@@ -503,7 +538,6 @@ def _run_detect(
     scheduler: str | None,
 ) -> dict[str, Any]:
     from insights_kit import store
-    from insights_kit.config import ConfigError
     from insights_kit.lake import atomic_write_text, remove_stale_temps
     from insights_kit.readers import load
 
@@ -538,14 +572,10 @@ def _run_detect(
         events_lf = pl.concat([st.events, fresh], how="vertical").sort(["eventTime", "eventId"]).lazy()
 
     requested = home_region or cfg.detect.home_region or None
-    recorded = st.meta.get("homeRegion")
-    if recorded and requested and requested != recorded and not change_home_region:
-        # Moving the home region would move every global event's insights between regions.
-        raise ConfigError(
-            f"state {st.path} analyses global events in {recorded}, not {requested}; "
-            "pass --change-home-region to move them there (or leave --home-region out)"
-        )
-    home = requested or recorded or choose_home_region(events_lf)
+    # A state of an older version records one region for every account.
+    recorded = st.meta.get("homeRegions") or st.meta.get("homeRegion")
+    home = resolve_home_regions(events_lf, requested=requested, recorded=recorded, change=change_home_region,
+                                state=st.path)
     last_event = events_lf.select(pl.col("eventTime").max()).collect().item()
     data_end = until or (_minute_ceiling(last_event + timedelta(microseconds=1)) if last_event else None)
     unit_meta = {k: v["dataStart"] for k, v in st.meta["units"].items()}
@@ -620,7 +650,8 @@ def _run_detect(
             st.meta["units"][f"{r.account}/{r.region}"] = {"dataStart": _iso(r.data_start)}
         st.remember_objects(loaded.objects, keep_from=keep_from)
         st.meta["watermark"] = _iso(data_end)
-        st.meta["homeRegion"] = home
+        st.meta["homeRegion"] = uniform_home(home)
+        st.meta["homeRegions"] = home
         st.write()
 
     text = json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n"

@@ -21,6 +21,7 @@ import polars as pl
 
 from insights_kit import charts
 from insights_kit.htmlsafe import check_region, esc, json_block, table_html, text_table
+from insights_kit.regions import format_home, parse_home
 from insights_kit.report import _in_window, _iso, parse_time, resolve, split_sources
 from insights_kit.schema import INSIGHT_TYPES
 
@@ -96,7 +97,7 @@ def load_region(
     events = loaded.events
     store_dir = resolve(store) if store else None
     home = (
-        home_region
+        parse_home(home_region)
         or (st.home_region(store_dir) if store_dir is not None else None)
         or cfg.detect.home_region
         or detect.choose_home_region(events)
@@ -262,7 +263,7 @@ def show_header(ctx: RegionContext) -> None:
     _display(_html(
         f'<p class="ik-nav"><a href="../index.html">← the console (all regions and incidents)</a></p>'
         f"<h1>ActionTrail Insights — {esc(ctx.region)}</h1>"
-        f"<p>Window (UTC): {esc(window)}. Home region: {esc(ctx.home_region)}. Source: {esc(origin)}.</p>"
+        f"<p>Window (UTC): {esc(window)}. Home region: {esc(format_home(ctx.home_region))}. Source: {esc(origin)}.</p>"
         + (f'<p class="ik-learning">Learning: {esc(learning)}.</p>' if learning else "")
     ))
 

@@ -35,6 +35,7 @@ from typing import Any, Iterator, Sequence
 import polars as pl
 
 from insights_kit.htmlsafe import assert_offline, check_region, check_window, esc, window_name
+from insights_kit.regions import format_home
 from insights_kit.schema import INSIGHT_TYPES
 
 NOTEBOOK = Path("notebooks") / "insights_report.ipynb"
@@ -348,7 +349,7 @@ def _report_into(staging: Path, out: Path, window: str, summary: dict[str, Any],
                 "until": _iso(until),
                 "out_dir": str(staging / region),
                 "config": config_path,
-                "home_region": summary.get("homeRegion") or home_region or "",
+                "home_region": format_home(summary.get("homeRegion") or summary.get("homeRegions") or home_region),
             },
         })
     if job_list:
@@ -368,7 +369,8 @@ def _report_into(staging: Path, out: Path, window: str, summary: dict[str, Any],
         res["learning"] = dict((summary.get("regions", {}).get(region) or {}).get("learning") or {})
     data_since, data_until = data_span(summary)
     _write_console(staging, window, results, sources=sources, store_dir=store_dir, since=since or data_since,
-                   until=until or data_until, home_region=summary.get("homeRegion") or home_region, config=config)
+                   until=until or data_until, home_region=summary.get("homeRegion") or summary.get("homeRegions")
+                   or home_region, config=config)
 
     final = out / window
     _replace_dir(staging, final)

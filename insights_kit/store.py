@@ -376,10 +376,14 @@ def _frame(rows: list[tuple]) -> pl.DataFrame:
     return frame.unique("eventId", keep="first", maintain_order=True).sort(["eventTime", "eventId"])
 
 
-def home_region(store: str | Path) -> str | None:
-    """The home region the store's last detect run used (its ``summary.json``), if known."""
+def home_region(store: str | Path) -> str | dict[str, str] | None:
+    """The home region the store's last detect run used (its ``summary.json``), if known: one
+    region, or one per account when an organisation's accounts differ."""
     summary = Path(store) / "summary.json"
-    return json.loads(summary.read_text()).get("homeRegion") if summary.is_file() else None
+    if not summary.is_file():
+        return None
+    found = json.loads(summary.read_text())
+    return found.get("homeRegion") or found.get("homeRegions") or None
 
 
 # --------------------------------------------------------------------------- querying

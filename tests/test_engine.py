@@ -107,3 +107,18 @@ def test_unreachable_scheduler_is_one_line(tmp_path):
     done = subprocess.run(CLI + ["detect", str(tmp_path), "--out", str(tmp_path / "o"), "--executor", "dask",
                                  "--scheduler", "localhost:8786"], capture_output=True, text=True)
     assert done.returncode == 2 and "is not a scheduler address" in done.stderr
+
+
+def test_an_organisation_state_records_each_accounts_home(organisation, tmp_path):
+    tree, _, labels = organisation
+    state, out = tmp_path / "state", tmp_path / "out"
+    _run("detect", str(tree), "--out", str(out), "--state", str(state), "--until", "2025-03-05")
+    meta = json.loads((state / "meta.json").read_text())
+    members = sorted(m["account"] for m in labels["accounts"])
+    assert sorted(meta["homeRegions"]) == members
+    one = members[0]
+    other = next(r for r in ("cn-shanghai", "cn-beijing") if r != meta["homeRegions"][one])
+    done = subprocess.run(CLI + ["detect", str(tree), "--out", str(out), "--state", str(state),
+                                 "--home-region", f"{one}={other}"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert f"for account {one} in {meta['homeRegions'][one]}, not {other}" in done.stderr
