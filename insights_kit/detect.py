@@ -183,11 +183,11 @@ def run_unit_task(task: UnitTask, detectors: Sequence[Detector] | None = None) -
     """Run one unit where the engine put it (a worker process, or here)."""
     frame = task.frame
     if frame is None:
-        from insights_kit.readers import load
+        from insights_kit.readers import scan_lake
 
         assert task.lake is not None
         sources, since, until = task.lake
-        events = load(list(sources), since=since, until=until, progress=False).events
+        events = scan_lake(list(sources), since=since, until=until)
         frame = _unit_frame(analysis_events(events, home_region=task.home_region), task.account, task.region,
                             task.home_region)
     return detect_unit(

@@ -402,13 +402,7 @@ def _load_parquet_lazily(files: list[Path], window: pl.Expr | None, stats: LoadS
     or the files hold duplicate eventIds, e.g. two overlapping lakes.
     """
     try:
-        if any(isinstance(f, objects.RemoteFile) for f in files):
-            urls, options = objects.polars_scan_args(files)
-            scan = pl.scan_parquet(urls, storage_options=options, missing_columns="insert", extra_columns="ignore")
-            # Rows keep their lake provenance; a file's own name is its object URL.
-            scan = conform(scan)
-        else:
-            scan = conform(pl.scan_parquet([str(f) for f in files], missing_columns="insert", extra_columns="ignore"))
+        scan = _scan_files(files)
         total = scan.select(pl.len()).collect().item()
         kept = scan.filter(window) if window is not None else scan
         # Distinct 64-bit hashes prove distinct ids, at half the cost of hashing the strings
@@ -426,7 +420,49 @@ def _load_parquet_lazily(files: list[Path], window: pl.Expr | None, stats: LoadS
     stats.by_format = {"parquet": n} if n else {}
     # Not sorted here: a global sort would materialise every column of the whole lake. Rows
     # come in lake order (partition, then eventTime, eventId), which is deterministic.
-    return kept.with_columns(pl.col("sourceFormat").fill_null("parquet"))
+    return _as_loaded(kept)
+
+
+def _in_days(files: list, lo: date | None, hi: date | None) -> list:
+    """Files whose date folder (if any) lies in ``[lo, hi]``."""
+    def inside(f) -> bool:
+        d = path_date(f.as_posix())
+        return d is None or not ((lo and d < lo) or (hi and d > hi))
+
+    return [f for f in files if inside(f)]
+
+
+def _scan_files(files: list) -> pl.LazyFrame:
+    if any(isinstance(f, objects.RemoteFile) for f in files):
+        urls, options = objects.polars_scan_args(files)
+        return conform(pl.scan_parquet(urls, storage_options=options, missing_columns="insert", extra_columns="ignore"))
+    return conform(pl.scan_parquet([str(f) for f in files], missing_columns="insert", extra_columns="ignore"))
+
+
+def _as_loaded(scan: pl.LazyFrame) -> pl.LazyFrame:
+    return scan.with_columns(pl.col("sourceFormat").fill_null("parquet"))
+
+
+def scan_lake(
+    sources: Sequence[str | Path], *, since: datetime | None = None, until: datetime | None = None
+) -> pl.LazyFrame:
+    """The rows :func:`load` gives for a Parquet lake, as a lazy scan, without its accounting.
+
+    For an engine's workers: the driver's :func:`load` already counted and checked the lake
+    (and found it duplicate-free), so a task only needs the same rows in the same order, not
+    another pass over every eventId. Raises :class:`InputError` if a source is not a lake.
+    """
+    since, until = _utc(since), _utc(until)
+    stats, warnings, problems = LoadStats(), [], []
+    lo = since.date() if since else None
+    hi = until.date() + timedelta(days=1) if until else None
+    files = _discover(sources, warnings, stats, problems, days=(lo, hi))
+    files = _in_days(files, lo, hi)
+    if problems or not files or not all(f.suffix.lower() == ".parquet" for f in files):
+        raise InputError(f"not a Parquet lake: {', '.join(map(str, sources))}")
+    window = _window(since, until)
+    scan = _scan_files(files)
+    return _as_loaded(scan.filter(window) if window is not None else scan)
 
 
 def _read_parquet(path: Path | objects.RemoteFile, window: pl.Expr | None) -> _Part:
@@ -698,12 +734,7 @@ def load(
     files = _discover(sources, warnings, stats, problems, days=listed_days, already_read=frozenset(already_read))
     stats.files_found = len(files)
     if lo or hi:
-        kept = []
-        for f in files:
-            d = path_date(f.as_posix())
-            if d is not None and ((lo and d < lo) or (hi and d > hi)):
-                continue
-            kept.append(f)
+        kept = _in_days(files, lo, hi)
         stats.files_pruned = len(files) - len(kept)
         files = kept
     window = _window(since, until)
