@@ -6,7 +6,11 @@ seed), ingested into the shared lake by one ``insights-kit ingest`` process, and
 tree deleted. Then times whole ``insights-kit detect LAKE`` processes with each executor.
 
     .venv/bin/python benchmarks/bench_scale.py --events 10000000 --accounts 10
-    .venv/bin/python benchmarks/bench_scale.py --events 100000000 --accounts 50
+    .venv/bin/python benchmarks/bench_scale.py --events 10000000 --accounts 10 --copies 5 --shifts 2
+
+The last makes 100 M events over 50 accounts (each 2 M events over 28 days) out of the 10 M
+lake without simulating 100 M events (hours here): every account of it becomes 5 accounts,
+each holding its 14 days twice, back to back. Detection treats them as 50 accounts.
 
 Peak memory is the largest *sum* of the resident sets of the command and every process it
 started (the Dask scheduler, nannies and workers included), sampled every 0.1 s from /proc.
@@ -97,6 +101,48 @@ def build_lake(workdir: Path, events: int, accounts: int, days: int) -> tuple[Pa
     return lake, steps
 
 
+def replicate(source: Path, lake: Path, *, copies: int, shifts: int, days: int) -> list[tuple[float, float, int]]:
+    """A bigger organisation lake made of a built one, without simulating again.
+
+    Every account of ``source`` becomes ``copies`` accounts (new recipientAccountId and
+    accountId, eventIds prefixed), each with ``shifts`` back-to-back copies of its ``days``
+    (so an account holds ``shifts`` times the history). Written one (account, copy) at a
+    time, one part file per (region, day) as ``ingest`` would, so memory stays one account's.
+    """
+    import polars as pl
+
+    if (lake / "done.json").exists():
+        return json.loads((lake / "done.json").read_text())["ingest"]
+    shutil.rmtree(lake, ignore_errors=True)
+    scan = pl.scan_parquet(str(source / "events" / "**" / "*.parquet"), hive_partitioning=False)
+    accounts = scan.select(pl.col("recipientAccountId").unique().sort()).collect().to_series().to_list()
+    t0, rows = time.perf_counter(), 0
+    for account in accounts:
+        frame = scan.filter(pl.col("recipientAccountId") == account).collect()
+        for copy in range(copies):
+            new_id = f"{copy:02d}{account[2:]}"
+            parts = [
+                frame.with_columns(
+                    pl.lit(new_id).alias("recipientAccountId"),
+                    pl.when(pl.col("accountId") == account).then(pl.lit(new_id)).otherwise(pl.col("accountId"))
+                    .alias("accountId"),
+                    (pl.lit(f"c{copy}s{shift}-") + pl.col("eventId")).alias("eventId"),
+                    pl.col("eventTime") + pl.duration(days=shift * days),
+                )
+                for shift in range(shifts)
+            ]
+            out = pl.concat(parts).with_columns(pl.col("eventTime").dt.date().cast(pl.String).alias("_date"))
+            for (region, day), grp in out.group_by("acsRegion", "_date"):
+                folder = lake / "events" / f"acsRegion={region}" / f"date={day}"
+                folder.mkdir(parents=True, exist_ok=True)
+                grp.drop("_date").sort("eventTime", "eventId").write_parquet(folder / f"part-{new_id}.parquet")
+            rows += out.height
+        print(f"  replicated account {account}: {rows} rows so far", flush=True)
+    steps = [(time.perf_counter() - t0, float("nan"), rows)]
+    (lake / "done.json").write_text(json.dumps({"ingest": steps, "replicatedFrom": str(source)}) + "\n")
+    return steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000_000)
@@ -104,6 +150,10 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/ik-bench-scale"))
     parser.add_argument("--executors", default="local,dask")
+    parser.add_argument("--copies", type=int, default=1,
+                        help="replicate: each built account becomes this many accounts (new ids)")
+    parser.add_argument("--shifts", type=int, default=1,
+                        help="replicate: each account holds this many back-to-back copies of its days")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"building the lake: {args.events} events, {args.accounts} accounts, {args.days} days", flush=True)
@@ -112,15 +162,21 @@ def main() -> None:
     wall = sum(w for w, _, _ in ingest)
     print(f"ingest   {wall:8.1f} s {total / wall:10.0f} events/s  peak {max(p for _, p, _ in ingest):6.0f} MiB "
           f"(largest of {len(ingest)} runs, one per account)")
+    if args.copies > 1 or args.shifts > 1:
+        source = lake
+        lake = args.workdir / f"{source.name}-x{args.copies}-s{args.shifts}"
+        print(f"replicating: {args.copies} copies of each account, {args.shifts} x {args.days} days each", flush=True)
+        total = replicate(source, lake, copies=args.copies, shifts=args.shifts, days=args.days)[0][2]
+        print(f"replicated lake: {total} events", flush=True)
     for executor in args.executors.split(","):
-        out = args.workdir / f"out-{executor}"
+        out = args.workdir / f"out-{lake.name}-{executor}"
         shutil.rmtree(out, ignore_errors=True)
         wall, peak, stdout = measure(CLI + ["detect", str(lake), "--out", str(out), "--executor", executor])
         summary = json.loads((out / "summary.json").read_text())
         units = sum(len(a["regions"]) for a in summary["accounts"].values())
         print(f"detect {executor:<6} {wall:6.1f} s {total / wall:10.0f} events/s  peak {peak:6.0f} MiB "
               f"({units} units, {summary['emitted']['events']} Insights events)", flush=True)
-    outs = [args.workdir / f"out-{e}" for e in args.executors.split(",")]
+    outs = [args.workdir / f"out-{lake.name}-{e}" for e in args.executors.split(",")]
     if len(outs) > 1:
         same = all(subprocess.run(["diff", "-rq", str(outs[0]), str(o)], capture_output=True).returncode == 0
                    for o in outs[1:])

@@ -43,6 +43,9 @@ def iso(ts: datetime, *, seconds: bool = True) -> str:
 # The sample console: a hand-built index and detail files following the data contract.
 # ----------------------------------------------------------------------------------------------
 
+OTHER_ACCOUNT = "6543210987654321"
+
+
 def _incident(n: int, itype: str, obj: str, region: str, start: datetime, minutes: int | None, **extra) -> dict:
     sid = f"{n:08X}-5A72-4213-9AA1-{n:012X}"
     key = hashlib.sha256(sid.encode()).hexdigest()[:16]
@@ -164,7 +167,9 @@ def build_sample(folder: Path, *, filler: int = 150) -> dict:
         itype = TYPES[n % 7]
         incidents.append(_incident(100 + n, itype, f"10.{n // 250}.{n % 250}.1" if itype == "IpInsight" else f"Obj{n}",
                                    ["cn-hangzhou", "cn-shanghai", HOSTILE_REGION][n % 3],
-                                   SINCE + timedelta(days=1, minutes=53 * n), 5 + n % 40, score=round((n % 97) / 100, 2)))
+                                   SINCE + timedelta(days=1, minutes=53 * n), 5 + n % 40, score=round((n % 97) / 100, 2),
+                                   # an organisation: every third filler incident is another member's
+                                   **({"account": OTHER_ACCOUNT} if n % 3 == 1 else {})))
     incidents.sort(key=lambda i: (i["start"], i["id"]))
     index = {"version": 1, "title": "ActionTrail Insights 2025-03-01 → 2025-03-08",
              "window": {"name": "open_open", "since": iso(SINCE), "until": iso(UNTIL)},
@@ -401,6 +406,24 @@ def test_type_and_region_filter_list_and_counts(browser: Chromium, folder: Path)
     assert c == {"By type": {"IpInsight": expected}, "By region": {inc["region"]: expected}}, c
     assert len(got) == min(100, expected)
     assert "type=IpInsight" in js(browser, "location.hash")
+    assert_clean(browser)
+
+
+def test_account_filter_for_an_organisation(browser: Chromium, folder: Path) -> None:
+    index = read_index(folder)
+    accounts = sorted({i["account"] for i in index["incidents"]})
+    open_console(browser, folder)
+    shown = js(browser, "!!document.getElementById('ik-account') && document.getElementById('ik-account').isConnected")
+    assert shown == (len(accounts) > 1)  # one account: no account filter on the page
+    if len(accounts) < 2:
+        return
+    choose(browser, "ik-account", OTHER_ACCOUNT)
+    expected = sum(1 for i in index["incidents"] if i["account"] == OTHER_ACCOUNT and shown_by_default(index, i))
+    assert 0 < expected < len(index["incidents"])
+    assert sum(counts(browser)["By type"].values()) == expected
+    assert "account=" + OTHER_ACCOUNT in js(browser, "location.hash")
+    choose(browser, "ik-account", "")
+    assert sum(counts(browser)["By type"].values()) > expected
     assert_clean(browser)
 
 

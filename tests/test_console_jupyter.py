@@ -224,3 +224,25 @@ def test_explore_notebook_zooms_on_a_store_incident_and_writes_no_stderr(tmp_pat
     assert "(the incident ± 2 h)" in html
     frame = "Calls per 5 min in cn-shanghai"  # a 15-minute incident ± 2 h: 5-minute bars, not one hour-long bar
     assert frame in html and "<iframe" in html
+
+
+def test_an_organisation_gets_an_account_filter(tmp_path):
+    from insights_kit.console.jupyter import ALL, Console
+    from insights_kit.detect import run_detect
+    from insights_kit.simulate_org import simulate_organisation
+
+    labels = simulate_organisation(tmp_path / "org", accounts=2, days=5, seed=3, scale=0.005, file_minutes=60)
+    run_detect([tmp_path / "org"], tmp_path / "store", progress=False)
+    org = Console(tmp_path / "store", tmp_path / "org")
+    members = sorted(m["account"] for m in labels["accounts"])
+    assert org.accounts == members
+    ui = org.widget()
+    assert ui.account.layout.display is None  # shown: there are two accounts
+    everything = len(ui._ids)
+    ui.account.value = members[1]
+    assert 0 < len(ui._ids) < everything
+    assert set(org.search(accounts=[members[1]])["account"].to_list()) == {members[1]}
+    assert len(ui._ids) == org.search(accounts=[members[1]]).height
+    assert org.search(text=members[0][:10]).height == org.search(accounts=[members[0]]).height
+    ui.account.value = ALL
+    assert len(ui._ids) == everything

@@ -41,7 +41,7 @@ INCIDENT_SCHEMA: dict[str, pl.DataType] = {
     "serviceName": pl.String(), "errorCode": pl.String(), "accessKeyId": pl.String(),
 }
 #: Fields the one search box matches (case-insensitive substring), as in the page.
-SEARCH_FIELDS = ("object", "ip", "type", "id", "startEventId", "endEventId", "eventName", "accessKeyId")
+SEARCH_FIELDS = ("object", "ip", "type", "id", "startEventId", "endEventId", "eventName", "accessKeyId", "account")
 #: Columns of the "ActionTrail Events" tab, in order.
 EVENT_COLUMNS = ("eventTime", "eventName", "serviceName", "sourceIpAddress", "principal", "errorCode",
                  "userAgent", "eventId", "acsRegion")
@@ -138,6 +138,7 @@ def search(
     regions: Sequence[str] = (),
     since: datetime | None = None,
     until: datetime | None = None,
+    accounts: Sequence[str] = (),
 ) -> pl.DataFrame:
     """The incidents the console lists for a search: the page's rules, in Polars.
 
@@ -147,9 +148,9 @@ def search(
         From :func:`incident_table`.
     text
         Matched, case-insensitively and as a substring, against the IP address, the object, the
-        type, the sharedEventId and both eventIds, the API name and the AccessKey ID. Empty: all.
-    types, regions
-        Keep only these (empty: all).
+        type, the sharedEventId and both eventIds, the API name, the AccessKey ID and the account. Empty: all.
+    types, regions, accounts
+        Keep only these (empty: all); ``accounts`` are recipientAccountIds ("" for none).
     since, until
         Keep incidents overlapping ``[since, until)``; an open incident lasts to the end of data.
 
@@ -170,6 +171,8 @@ def search(
         keep = keep & pl.col("type").is_in(list(types))
     if regions:
         keep = keep & pl.col("region").is_in(list(regions))
+    if accounts:
+        keep = keep & pl.col("account").fill_null("").is_in(list(accounts))
     if until is not None:
         keep = keep & (pl.col("start") < until)
     if since is not None:

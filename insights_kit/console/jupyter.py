@@ -307,7 +307,8 @@ class Console:
     # ---------------------------------------------------------------- the list
 
     def search(self, text: str = "", types: Sequence[str] = (), regions: Sequence[str] = (),
-               since: datetime | None = None, until: datetime | None = None) -> pl.DataFrame:
+               since: datetime | None = None, until: datetime | None = None,
+               accounts: Sequence[str] = ()) -> pl.DataFrame:
         """The incidents a search lists (:func:`insights_kit.console.data.search`).
 
         Examples
@@ -315,7 +316,8 @@ class Console:
         >>> console.search(text="IpInsight", regions=["cn-hangzhou"]).height  # doctest: +SKIP
         2
         """
-        return data.search(self.incidents, text=text, types=types, regions=regions, since=since, until=until)
+        return data.search(self.incidents, text=text, types=types, regions=regions, since=since, until=until,
+                           accounts=accounts)
 
     def counts(self, **search: Any) -> pl.DataFrame:
         """Incidents by region and type (``RegionId``, ``InsightType``, ``Count``) of a search."""
@@ -325,6 +327,11 @@ class Console:
     def regions(self) -> list[str]:
         """The regions that have incidents, sorted."""
         return sorted(r for r in self.incidents["region"].unique().to_list() if r is not None)
+
+    @property
+    def accounts(self) -> list[str]:
+        """The accounts (recipientAccountId, "" for none) that have incidents, sorted."""
+        return sorted(self.incidents["account"].fill_null("").unique().to_list())
 
     def row(self, incident_id: str) -> dict[str, Any]:
         """One incident's row; ``KeyError`` when the store has no such sharedEventId."""
@@ -503,7 +510,7 @@ def _svg_output(svg: str) -> dict[str, Any]:
 class ConsoleWidget(w.VBox):
     """The console's widgets and their handlers, as one ``VBox`` (made by :meth:`Console.widget`).
 
-    The controls are attributes (``region``, ``text``, ``kind``, ``since``, ``until``,
+    The controls are attributes (``region``, ``account``, ``text``, ``kind``, ``since``, ``until``,
     ``incident``, ``api``, ``zoom``, ``prev``, ``next``), so a test or a cell can set their
     ``value``; the outputs are ``status``, ``counts``, ``table``, ``heading``, ``charts`` (an
     ``Output`` of SVGs), ``attributions``, ``events`` and ``original`` (in the ``tabs``).
@@ -523,6 +530,10 @@ class ConsoleWidget(w.VBox):
         regions = sorted({*console.regions, htmlsafe.check_region(region)} if region else console.regions)
         lo, hi = console.default_range
         self.region = w.Dropdown(options=[ALL, *regions], value=region or ALL, description="Region")
+        # an organisation's member accounts; hidden for one account
+        self.account = w.Dropdown(options=[(ALL, ALL), *[(a or "(no account)", a) for a in console.accounts]], value=ALL,
+                                  description="Account",
+                                  layout=w.Layout(display=None if len(console.accounts) > 1 else "none"))
         self.text = w.Text(value=text, description="Search", placeholder="IP address, insight type or eventId")
         self.kind = w.Dropdown(options=[ALL, *INSIGHT_TYPES], value=insight_type or ALL, description="Type")
         self.since = w.Text(value=_range_text(since or lo), description="From", placeholder="2025-03-01T00:00Z")
@@ -547,11 +558,11 @@ class ConsoleWidget(w.VBox):
         self.page = 0
         self._ids: list[str] = []
         self.children = [
-            w.HBox([self.region, self.kind]), self.text, w.HBox([self.since, self.until]), self.status,
+            w.HBox([self.region, self.kind, self.account]), self.text, w.HBox([self.since, self.until]), self.status,
             self.counts, self.table, self.incident,
             w.VBox([self.heading, w.HBox([self.zoom, self.api]), self.charts, self.attributions, self.tabs]),
         ]
-        for control in (self.region, self.text, self.kind, self.since, self.until):
+        for control in (self.region, self.account, self.text, self.kind, self.since, self.until):
             control.observe(self._on_search, names="value")
         self.incident.observe(self._on_incident, names="value")
         self.api.observe(self._on_chart, names="value")
@@ -578,7 +589,9 @@ class ConsoleWidget(w.VBox):
             self.status.value = '<p style="color:#b00">Range: use ISO 8601 UTC such as 2025-03-07T10:00Z; ignored.</p>'
         regions = () if self.region.value == ALL else (self.region.value,)
         types = () if self.kind.value == ALL else (self.kind.value,)
-        return self.console.search(text=self.text.value, types=types, regions=regions, since=since, until=until)
+        accounts = () if self.account.value == ALL else (self.account.value,)
+        return self.console.search(text=self.text.value, types=types, regions=regions, since=since, until=until,
+                                   accounts=accounts)
 
     def refresh(self) -> None:
         """Redo the search and redraw the list, the counts and (when it changes) the detail."""

@@ -120,17 +120,21 @@
 
   const types = Array.isArray(index.types) ? index.types.map(String) : [];
   const regionNames = [];
+  const accountNames = []; // an organisation trail's member accounts (the filter shows when there are several)
   for (const r of index.regions || []) if (!regionNames.includes(String(r.region))) regionNames.push(String(r.region));
 
   const records = (index.incidents || []).map((inc, i) => {
     const start = parseIso(inc.start);
     const end = inc.end ? parseIso(inc.end) : NaN;
-    const hay = [inc.object, inc.ip, inc.type, inc.id, inc.startEventId, inc.endEventId, inc.eventName, inc.accessKeyId]
+    const hay = [inc.object, inc.ip, inc.type, inc.id, inc.startEventId, inc.endEventId, inc.eventName, inc.accessKeyId, inc.account]
       .filter((v) => v != null).map((v) => String(v).toLowerCase()).join("\n");
     const region = String(inc.region);
     if (!regionNames.includes(region)) regionNames.push(region);
-    return { inc, i, start, end, hay, region };
+    const account = inc.account == null ? "" : String(inc.account);
+    if (!accountNames.includes(account)) accountNames.push(account);
+    return { inc, i, start, end, hay, region, account };
   });
+  accountNames.sort();
   const byId = new Map(records.map((r) => [String(r.inc.id), r]));
 
   const windowSince = parseIso((index.window || {}).since);
@@ -147,7 +151,7 @@
   const defaultTo = windowUntil;
 
   const state = {
-    q: "", type: "", region: "", from: defaultFrom, to: defaultTo,
+    q: "", type: "", region: "", account: "", from: defaultFrom, to: defaultTo,
     sort: "start", dir: 1, page: 0, incident: null,
   };
   let filteredCache = null; // {key, list}
@@ -156,7 +160,7 @@
   /* ---------- filtering, sorting ---------- */
 
   function filterKey() {
-    return JSON.stringify([state.q.toLowerCase(), state.type, state.region, state.from, state.to, state.sort, state.dir]);
+    return JSON.stringify([state.q.toLowerCase(), state.type, state.region, state.account, state.from, state.to, state.sort, state.dir]);
   }
 
   function sortValue(r, key) {
@@ -193,6 +197,7 @@
     const list = records.filter((r) => {
       if (state.type && r.inc.type !== state.type) return false;
       if (state.region && r.region !== state.region) return false;
+      if (state.account && r.account !== state.account) return false;
       if (q && !r.hay.includes(q)) return false;
       const end = r.inc.open || !Number.isFinite(r.end) ? Infinity : r.end;
       return r.start <= to && end >= from; // the incident overlaps the range
@@ -209,6 +214,7 @@
     if (state.q) parts.push("q=" + encodeURIComponent(state.q));
     if (state.type) parts.push("type=" + encodeURIComponent(state.type));
     if (state.region) parts.push("region=" + encodeURIComponent(state.region));
+    if (state.account) parts.push("account=" + encodeURIComponent(state.account));
     if (state.from !== defaultFrom && Number.isFinite(state.from)) parts.push("from=" + encodeURIComponent(isoOut(state.from)));
     if (state.to !== defaultTo && Number.isFinite(state.to)) parts.push("to=" + encodeURIComponent(isoOut(state.to)));
     if (state.incident) parts.push("incident=" + encodeURIComponent(state.incident));
@@ -241,6 +247,7 @@
     state.q = p.q || "";
     state.type = types.includes(p.type) ? p.type : "";
     state.region = regionNames.includes(p.region) ? p.region : "";
+    state.account = accountNames.includes(p.account) && p.account !== "" ? p.account : "";
     const from = parseInput(p.from), to = parseInput(p.to);
     state.from = Number.isFinite(from) ? from : defaultFrom;
     state.to = Number.isFinite(to) ? to : defaultTo;
@@ -261,6 +268,8 @@
     ui.q = el("input", { id: "ik-q", type: "search", autocomplete: "off", spellcheck: "false", placeholder: "IP, insight type, event ID…" });
     ui.type = el("select", { id: "ik-type" }, el("option", { value: "" }, "All types"), types.map((t) => el("option", { value: t }, t)));
     ui.region = el("select", { id: "ik-region" }, el("option", { value: "" }, "All regions"), regionNames.map((r) => el("option", { value: r }, r)));
+    ui.account = el("select", { id: "ik-account" }, el("option", { value: "" }, "All accounts"),
+      accountNames.map((a) => el("option", { value: a }, a || "(no account)")));
     ui.from = el("input", { id: "ik-from", type: "datetime-local", step: "60" });
     ui.to = el("input", { id: "ik-to", type: "datetime-local", step: "60" });
     const field = (id, label, input, cls) => el("div", { class: "ik-field " + (cls || "") }, el("label", { for: id }, label), input);
@@ -268,6 +277,7 @@
       field("ik-q", "Search (IP, type, event ID)", ui.q, "ik-field-wide"),
       field("ik-type", "Insight type", ui.type),
       field("ik-region", "Region", ui.region),
+      accountNames.length > 1 ? field("ik-account", "Account", ui.account) : null,
       field("ik-from", "From (UTC)", ui.from),
       field("ik-to", "To (UTC)", ui.to),
       el("div", { class: "ik-field ik-field-button" },
@@ -278,6 +288,7 @@
     ui.q.addEventListener("input", onSearch);
     ui.type.addEventListener("change", () => { state.type = ui.type.value; filtersChanged(); });
     ui.region.addEventListener("change", () => { state.region = ui.region.value; filtersChanged(); });
+    ui.account.addEventListener("change", () => { state.account = ui.account.value; filtersChanged(); });
     const onTime = (which, input) => () => {
       const value = parseInput(input.value);
       state[which] = Number.isFinite(value) ? value : which === "from" ? defaultFrom : defaultTo;
@@ -294,12 +305,13 @@
     ui.q.value = state.q;
     ui.type.value = state.type;
     ui.region.value = state.region;
+    ui.account.value = state.account;
     ui.from.value = inputValue(state.from);
     ui.to.value = inputValue(state.to);
   }
 
   function resetFilters() {
-    Object.assign(state, { q: "", type: "", region: "", from: defaultFrom, to: defaultTo, page: 0 });
+    Object.assign(state, { q: "", type: "", region: "", account: "", from: defaultFrom, to: defaultTo, page: 0 });
     syncInputs();
     filtersChanged();
   }
