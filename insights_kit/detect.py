@@ -279,10 +279,11 @@ def resolve_home_regions(
         return home if home is None or isinstance(home, str) else home.get(account)
 
     homes = {} if recorded is None or isinstance(recorded, str) else dict(recorded)
+    several = len(homes) > 1  # the message names the account only when the state has several
     for account, busiest in choose_home_regions(events).items():
         before, asked = pick(recorded, account), pick(requested, account)
         if before and asked and asked != before and not change:
-            whose = "" if isinstance(recorded, str) or len(homes) <= 1 else f" for account {account}"
+            whose = f" for account {account}" if several else ""
             raise ConfigError(
                 f"state {state} analyses global events{whose} in {before}, not {asked}; "
                 "pass --change-home-region to move them there (or leave --home-region out)"
@@ -410,8 +411,9 @@ class State:
     """The ``--state`` directory: recent events, detector histories, emitted ledger, meta.
 
     Layout: ``meta.json``, ``events.parquet``, ``ledger.parquet``, ``objects.parquet`` (the
-    objects read from object storage) and ``history/<account>/<region>/<name>.parquet``. Written atomically, file by file, at the
-    end of a run; ``meta.json`` last, so a crashed run leaves the previous state usable.
+    objects read from object storage) and ``history/<account>/<region>/<name>.parquet``.
+    Written atomically, file by file, at the end of a run; ``meta.json`` last, so a crashed
+    run leaves the previous state usable.
     """
 
     def __init__(self, path: str | Path | None) -> None:
