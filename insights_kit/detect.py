@@ -30,7 +30,7 @@ from insights_kit import insights as insight_events
 from insights_kit.config import Config, load_allowlist, load_config
 from insights_kit.detectors.base import Allowlist, Detector, UnitContext, empty_incidents
 from insights_kit.regions import analysis_events, choose_home_region, in_analysis_region  # noqa: F401 - re-exported
-from insights_kit.regions import Home, choose_home_regions, format_home, uniform_home
+from insights_kit.regions import Home, choose_home_regions, home_of, uniform_home
 from insights_kit.schema import EVENT_SCHEMA, conform
 
 STATE_VERSION = 1
@@ -240,7 +240,7 @@ def _detect_units(
         start = start.replace(second=0, microsecond=0)
         end = data_end or _minute_ceiling(last + timedelta(microseconds=1))
         history = (histories or {}).get((account or "", region), {})
-        home = home_region if isinstance(home_region, str) else home_region[account or ""]
+        home = home_of(home_region, account)
         task = UnitTask(account, region, home, config, start, end, history, allowlist, lake=lake)
         if executor == "local" or not lake:
             # One materialised frame per unit: every detector reads it, and a lake is scanned once.
@@ -275,13 +275,10 @@ def resolve_home_regions(
     """
     from insights_kit.config import ConfigError
 
-    def pick(home: Home | None, account: str) -> str | None:
-        return home if home is None or isinstance(home, str) else home.get(account)
-
     homes = {} if recorded is None or isinstance(recorded, str) else dict(recorded)
     several = len(homes) > 1  # the message names the account only when the state has several
     for account, busiest in choose_home_regions(events).items():
-        before, asked = pick(recorded, account), pick(requested, account)
+        before, asked = home_of(recorded, account), home_of(requested, account)
         if before and asked and asked != before and not change:
             whose = f" for account {account}" if several else ""
             raise ConfigError(
@@ -290,6 +287,19 @@ def resolve_home_regions(
             )
         homes[account] = asked or before or busiest
     return dict(sorted(homes.items()))
+
+
+def _tally(entry: dict[str, Any], r: UnitResult) -> int:
+    """Add a unit's events, Starts by type and open incidents to a summary entry; its End count."""
+    entry["events"] += r.events
+    ends = 0
+    for e in r.insights:
+        if e["insightDetails"]["state"] == "Start":
+            entry["insights"][e["insightDetails"]["insightType"]] += 1
+        else:
+            ends += 1
+    entry["open"] += int(r.incidents["endTime"].is_null().sum())
+    return ends
 
 
 def _summary(results: list[UnitResult], *, home_region: Home | None, config: Config) -> dict[str, Any]:
@@ -308,13 +318,7 @@ def _summary(results: list[UnitResult], *, home_region: Home | None, config: Con
             },
         )
         entry["accounts"].append(r.account)
-        entry["events"] += r.events
-        for e in r.insights:
-            if e["insightDetails"]["state"] == "Start":
-                entry["insights"][e["insightDetails"]["insightType"]] += 1
-            else:
-                entry["ends"] += 1
-        entry["open"] += int(r.incidents["endTime"].is_null().sum())
+        entry["ends"] += _tally(entry, r)
         for k, v in sorted(r.counters.items()):
             entry["counters"][k] = entry["counters"].get(k, 0) + int(v)
         entry["learning"][r.account] = {
@@ -327,15 +331,9 @@ def _summary(results: list[UnitResult], *, home_region: Home | None, config: Con
     accounts: dict[str, dict[str, Any]] = {}
     for r in results:  # an organisation trail's members, each over its regions
         entry = accounts.setdefault(r.account, {"regions": [], "events": 0, "insights": {t: 0 for t in INSIGHT_TYPES},
-                                                "open": 0})  # fmt: skip
+                                                "open": 0, "homeRegion": home_of(home_region, r.account)})  # fmt: skip
         entry["regions"].append(r.region)
-        entry["events"] += r.events
-        for e in r.insights:
-            if e["insightDetails"]["state"] == "Start":
-                entry["insights"][e["insightDetails"]["insightType"]] += 1
-        entry["open"] += int(r.incidents["endTime"].is_null().sum())
-    for account, entry in accounts.items():
-        entry["homeRegion"] = home_region if isinstance(home_region, str) else (home_region or {}).get(account)
+        _tally(entry, r)
     return {
         "homeRegion": uniform_home(home_region),  # None when the accounts' home regions differ
         "accounts": dict(sorted(accounts.items())),

@@ -32,14 +32,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 SCHEMES = ("s3://", "oss://")
 ENDPOINT_ENV = "INSIGHTS_KIT_ENDPOINT_URL"
 #: Concurrent requests for listing and fetching (network-bound, so more than the cores).
 CONCURRENCY = 16
 
-_YEAR, _MONTH, _DAY = re.compile(r"^\d{4}$"), re.compile(r"^\d{2}$"), re.compile(r"^\d{2}$")
+_YEAR, _TWO_DIGITS = re.compile(r"^\d{4}$"), re.compile(r"^\d{2}$")
 _HIVE_DAY = re.compile(r"^date=(\d{4})-(\d{2})-(\d{2})$")
 
 
@@ -56,10 +56,6 @@ class Location:
     scheme: str  # "s3" or "oss"
     bucket: str
     prefix: str  # "" or ending in "/" unless it names one object
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://{self.bucket}/{self.prefix}"
 
 
 def parse(url: str) -> Location:
@@ -131,34 +127,36 @@ def _new_client(scheme: str, endpoint: str | None) -> Any:
 
 
 def explain(exc: BaseException, where: str, action: str = "listing") -> StorageError:
-    """One line for a boto3/botocore failure: what went wrong and what to check."""
+    """One line for a boto3/botocore failure: where, what went wrong and what to check."""
+    return StorageError(f"{where}: {_reason(exc, action)}")
+
+
+def _reason(exc: BaseException, action: str) -> str:
     from botocore import exceptions as bex
 
     if isinstance(exc, bex.NoCredentialsError):
-        return StorageError(
-            f"{where}: no credentials found (environment AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
-            "ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET for oss://, a profile in ~/.aws, "
-            "or an instance role)"
-        )
+        return ("no credentials found (environment AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                "ALIBABA_CLOUD_ACCESS_KEY_ID/ALIBABA_CLOUD_ACCESS_KEY_SECRET for oss://, a profile in ~/.aws, "
+                "or an instance role)")  # fmt: skip
     if isinstance(exc, bex.EndpointConnectionError):
-        return StorageError(f"{where}: cannot reach the storage endpoint {exc.kwargs.get('endpoint_url', '')}")
+        return f"cannot reach the storage endpoint {exc.kwargs.get('endpoint_url', '')}"
     if isinstance(exc, bex.ClientError):
         error = exc.response.get("Error", {})
         code, message = error.get("Code", "?"), error.get("Message", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in ("NoSuchBucket",):
-            return StorageError(f"{where}: no such bucket ({code})")
+        if code == "NoSuchBucket":
+            return f"no such bucket ({code})"
         if code in ("InvalidAccessKeyId", "InvalidAccessKeyId.NotFound"):
-            return StorageError(f"{where}: the storage service does not know this AccessKey ID ({code}); check the credentials")
+            return f"the storage service does not know this AccessKey ID ({code}); check the credentials"
         if code == "SignatureDoesNotMatch":
-            return StorageError(f"{where}: the secret key does not match the AccessKey ID ({code}); check the credentials")
+            return f"the secret key does not match the AccessKey ID ({code}); check the credentials"
         if code in ("AccessDenied", "403", "Forbidden") or status == 403:
             need = "s3:ListBucket (oss:ListObjects)" if action == "listing" else "s3:GetObject (oss:GetObject)"
-            return StorageError(f"{where}: access denied {action} ({code}); the credentials need {need}")
+            return f"access denied {action} ({code}); the credentials need {need}"
         if code in ("NoSuchKey", "404"):
-            return StorageError(f"{where}: no such object ({code})")
-        return StorageError(f"{where}: {action} failed ({code}: {message})".rstrip())
-    return StorageError(f"{where}: {action} failed ({type(exc).__name__}: {exc})")
+            return f"no such object ({code})"
+        return f"{action} failed ({code}: {message})".rstrip()
+    return f"{action} failed ({type(exc).__name__}: {exc})"
 
 
 # --------------------------------------------------------------------------- objects
@@ -202,7 +200,7 @@ class RemoteFile:
             body = client(self.scheme).get_object(Bucket=self.bucket, Key=self.key)["Body"]
             return body.read()
         except Exception as exc:  # noqa: BLE001 - any failure is this object's problem
-            raise ObjectReadError(0, str(explain(exc, str(self), "reading")).split(": ", 1)[-1], str(self)) from None
+            raise ObjectReadError(0, _reason(exc, "reading"), str(self)) from None
 
 
 def _folder_days(parts: list[str]) -> tuple[date, date] | None:
@@ -217,10 +215,10 @@ def _folder_days(parts: list[str]) -> tuple[date, date] | None:
         return day, day
     tail = parts[-3:]
     try:
-        if len(tail) == 3 and _YEAR.match(tail[0]) and _MONTH.match(tail[1]) and _DAY.match(tail[2]):
+        if len(tail) == 3 and _YEAR.match(tail[0]) and _TWO_DIGITS.match(tail[1]) and _TWO_DIGITS.match(tail[2]):
             day = date(int(tail[0]), int(tail[1]), int(tail[2]))
             return day, day
-        if len(tail) >= 2 and _YEAR.match(tail[-2]) and _MONTH.match(tail[-1]):
+        if len(tail) >= 2 and _YEAR.match(tail[-2]) and _TWO_DIGITS.match(tail[-1]):
             year, month = int(tail[-2]), int(tail[-1])
             first = date(year, month, 1)
             return first, date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)

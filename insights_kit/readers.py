@@ -739,17 +739,17 @@ def load(
         files = kept
     window = _window(since, until)
     remote = [f for f in files if isinstance(f, objects.RemoteFile)]
-    # A lake's objects: complete when their date partition ends by `until`.
-    read_objects = [f"{f}#{f.etag}" for f in remote
-                    if until is None or ((d := path_date(f.key)) is not None and d + timedelta(days=1) <= until.date())]
     if files and not problems and all(f.suffix.lower() == ".parquet" for f in files):
         lazy = _load_parquet_lazily(files, window, stats)
         if lazy is not None:
-            return LoadResult(lazy, pl.DataFrame(schema=QUARANTINE_SCHEMA), stats, warnings, read_objects, True)
+            # A lake's objects are complete when their date partition ends by `until`.
+            complete = [f"{f}#{f.etag}" for f in remote if until is None
+                        or ((d := path_date(f.key)) is not None and d + timedelta(days=1) <= until.date())]
+            return LoadResult(lazy, pl.DataFrame(schema=QUARANTINE_SCHEMA), stats, warnings, complete, True)
 
     parts: list[_Part] = list(problems)
     # Objects are fetched over the network: more requests in flight than cores.
-    workers = objects.CONCURRENCY if read_objects else min(8, os.cpu_count() or 1)
+    workers = objects.CONCURRENCY if remote else min(8, os.cpu_count() or 1)
     # Contiguous chunks keep sorted file order (duplicate winners) and let NDJSON batch up.
     size = max(1, min(512, -(-len(files) // (workers * 4))))
     chunks = [files[i : i + size] for i in range(0, len(files), size)]
@@ -767,6 +767,7 @@ def load(
     repaired = sum((p.repaired for p in parts), Counter())
     stats.repaired = dict(sorted(repaired.items()))
     stats.records_read = len(events) + stats.quarantined + pre_outside
+    read_objects: list[str] = []
     if remote:
         # Objects with no event at or after `until` are complete: a later run need not read
         # them again. The others hold events this window left out.

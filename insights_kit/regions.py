@@ -96,3 +96,13 @@ def uniform_home(home: Home | None) -> str | None:
         return home
     regions = set(home.values())
     return regions.pop() if len(regions) == 1 else None
+
+
+def home_of(home: Home | None, account: str | None) -> str | None:
+    """The home region of ``account`` (None: events without one) under ``home``."""
+    return home if home is None or isinstance(home, str) else home.get(account or "")
+
+
+def summary_home(summary: Mapping) -> Home | None:
+    """The home region(s) a detect summary records: one region, else one per account."""
+    return summary.get("homeRegion") or summary.get("homeRegions") or None

@@ -35,7 +35,8 @@ from typing import Any, Iterator, Sequence
 import polars as pl
 
 from insights_kit.htmlsafe import assert_offline, check_region, check_window, esc, window_name
-from insights_kit.regions import format_home
+from insights_kit.objects import is_remote
+from insights_kit.regions import format_home, summary_home
 from insights_kit.schema import INSIGHT_TYPES
 
 NOTEBOOK = Path("notebooks") / "insights_report.ipynb"
@@ -59,7 +60,7 @@ def resolve(path: str | Path) -> Path:
     """An absolute path; relative paths are relative to the repo root, not the cwd.
 
     ``s3://`` and ``oss://`` URLs come back as they are (a str)."""
-    if str(path).startswith(("s3://", "oss://")):
+    if is_remote(path):
         return path  # type: ignore[return-value]
     p = Path(path).expanduser()
     return p if p.is_absolute() else repo_root() / p
@@ -290,7 +291,7 @@ def run_report(
 
 def _absolute(path: str | Path) -> Path:
     """``path`` made absolute against the current working directory (URLs as they are)."""
-    if str(path).startswith(("s3://", "oss://")):
+    if is_remote(path):
         return path  # type: ignore[return-value]
     return Path(os.path.abspath(Path(path).expanduser()))
 
@@ -349,7 +350,7 @@ def _report_into(staging: Path, out: Path, window: str, summary: dict[str, Any],
                 "until": _iso(until),
                 "out_dir": str(staging / region),
                 "config": config_path,
-                "home_region": format_home(summary.get("homeRegion") or summary.get("homeRegions") or home_region),
+                "home_region": format_home(summary_home(summary) or home_region),
             },
         })
     if job_list:
@@ -369,8 +370,7 @@ def _report_into(staging: Path, out: Path, window: str, summary: dict[str, Any],
         res["learning"] = dict((summary.get("regions", {}).get(region) or {}).get("learning") or {})
     data_since, data_until = data_span(summary)
     _write_console(staging, window, results, sources=sources, store_dir=store_dir, since=since or data_since,
-                   until=until or data_until, home_region=summary.get("homeRegion") or summary.get("homeRegions")
-                   or home_region, config=config)
+                   until=until or data_until, home_region=summary_home(summary) or home_region, config=config)
 
     final = out / window
     _replace_dir(staging, final)

@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from insights_kit.regions import analysis_events, choose_home_region, in_analysis_region
+from insights_kit.regions import analysis_events, choose_home_region, in_analysis_region, summary_home
 from insights_kit.schema import UTC_DATETIME, check_region
 
 #: Where Insights events live below the output directory (the OSS delivery prefix).
@@ -382,8 +382,7 @@ def home_region(store: str | Path) -> str | dict[str, str] | None:
     summary = Path(store) / "summary.json"
     if not summary.is_file():
         return None
-    found = json.loads(summary.read_text())
-    return found.get("homeRegion") or found.get("homeRegions") or None
+    return summary_home(json.loads(summary.read_text()))
 
 
 # --------------------------------------------------------------------------- querying
