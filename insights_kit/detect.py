@@ -163,6 +163,7 @@ class UnitTask:
     allowlist: Allowlist | None
     lake: tuple[tuple[str, ...], datetime | None, datetime | None] | None = None
     frame: pl.DataFrame | None = None
+    keep_history: bool = False  # only a --state run keeps what the detectors learned
 
 
 def _unit_frame(lf: pl.LazyFrame, account: str | None, region: str, home_region: str) -> pl.DataFrame:
@@ -190,7 +191,7 @@ def run_unit_task(task: UnitTask, detectors: Sequence[Detector] | None = None) -
         events = scan_lake(list(sources), since=since, until=until)
         frame = _unit_frame(analysis_events(events, home_region=task.home_region), task.account, task.region,
                             task.home_region)
-    return detect_unit(
+    result = detect_unit(
         frame.lazy(),
         account=task.account or "",
         region=task.region,
@@ -201,6 +202,11 @@ def run_unit_task(task: UnitTask, detectors: Sequence[Detector] | None = None) -
         allowlist=task.allowlist,
         detectors=detectors,
     )
+    if not task.keep_history:
+        # A run without state would hold every unit's per-address tables until the end (and
+        # ship them back from engine workers) only to drop them.
+        result.new_history = {}
+    return result
 
 
 def _detect_units(
@@ -215,6 +221,7 @@ def _detect_units(
     executor: str = "local",
     scheduler: str | None = None,
     lake: tuple[tuple[str, ...], datetime | None, datetime | None] | None = None,
+    keep_history: bool = False,
 ) -> list[UnitResult]:
     """Every unit of ``lf``, in (account, region) order, on ``executor``.
 
@@ -241,7 +248,8 @@ def _detect_units(
         end = data_end or _minute_ceiling(last + timedelta(microseconds=1))
         history = (histories or {}).get((account or "", region), {})
         home = home_of(home_region, account)
-        task = UnitTask(account, region, home, config, start, end, history, allowlist, lake=lake)
+        task = UnitTask(account, region, home, config, start, end, history, allowlist, lake=lake,
+                        keep_history=keep_history)
         if executor == "local" or not lake:
             # One materialised frame per unit: every detector reads it, and a lake is scanned once.
             task = replace(task, lake=None, frame=_unit_frame(lf, account, region, home))
@@ -591,6 +599,7 @@ def _run_detect(
         scheduler=scheduler,
         # A lake scanned lazily, without state: workers read their own slices of it.
         lake=(tuple(map(str, sources)), read_since, until) if loaded.scanned and st.path is None else None,
+        keep_history=st.path is not None,
     )
 
     produced = sorted((e for r in results for e in r.insights), key=lambda e: (e["eventTime"], e["eventId"]))

@@ -394,24 +394,47 @@ def _read_bytes(path: Path, limit: int) -> bytes | _Part:
         return _file_problem(str(path), f"unreadable file ({exc.strerror})")
 
 
+_PARTITION = re.compile(r"acsRegion=[^/]*/date=[^/]*/")
+
+
+def _partition_key(path) -> str | None:
+    """The lake partition (``acsRegion=R/date=D/``) a part file belongs to, or None."""
+    found = _PARTITION.search(path.as_posix())
+    return found.group(0) if found else None
+
+
+def _distinct_ids(files: list, window: pl.Expr | None) -> tuple[int, int]:
+    """(rows in the window, distinct eventId hashes among them) over ``files``."""
+    counts = _kept(files, window).select(pl.len().alias("n"), pl.col("eventId").hash().n_unique().alias("u"))
+    return counts.collect().row(0)
+
+
 def _load_parquet_lazily(files: list[Path], window: pl.Expr | None, stats: LoadStats) -> pl.LazyFrame | None:
     """A lake stays a lazy scan, so detectors decode only the columns and rows they use.
 
     Only the eventId and eventTime columns are read here (for the accounting). Returns None
     (the caller then reads file by file, with per-file quarantine) when a file is unreadable
-    or the files hold duplicate eventIds, e.g. two overlapping lakes.
+    or a partition holds duplicate eventIds, e.g. two overlapping lakes.
+
+    A re-delivered event keeps its time and region, so its copies share a (region, date)
+    partition: ids are checked partition by partition (the same partition of two sources
+    together), which bounds the check's memory by the largest partition, not the lake's
+    size. Part files outside the lake layout are checked all together.
     """
+    groups: dict[str | None, list] = {}
+    for f in files:
+        groups.setdefault(_partition_key(f), []).append(f)
     try:
-        scan = _scan_files(files)
-        total = scan.select(pl.len()).collect().item()
-        kept = scan.filter(window) if window is not None else scan
-        # Distinct 64-bit hashes prove distinct ids, at half the cost of hashing the strings
-        # into a set; a collision (or a real duplicate) only sends us down the exact path.
-        counts = kept.select(pl.len().alias("n"), pl.col("eventId").hash().n_unique().alias("u")).collect()
+        total = _scan_files(files).select(pl.len()).collect().item()
+        n = 0
+        for group in groups.values():
+            # Distinct 64-bit hashes prove distinct ids, at half the cost of hashing the strings
+            # into a set; a collision (or a real duplicate) only sends us down the exact path.
+            rows, unique = _distinct_ids(group, window)
+            if rows != unique:
+                return None
+            n += rows
     except Exception:  # noqa: BLE001
-        return None
-    n, unique = counts.row(0)
-    if n != unique:
         return None
     stats.files_read = len(files)
     stats.records_read = total
@@ -420,7 +443,7 @@ def _load_parquet_lazily(files: list[Path], window: pl.Expr | None, stats: LoadS
     stats.by_format = {"parquet": n} if n else {}
     # Not sorted here: a global sort would materialise every column of the whole lake. Rows
     # come in lake order (partition, then eventTime, eventId), which is deterministic.
-    return _as_loaded(kept)
+    return _as_loaded(_kept(files, window))
 
 
 def _in_days(files: list, lo: date | None, hi: date | None) -> list:
@@ -437,6 +460,11 @@ def _scan_files(files: list) -> pl.LazyFrame:
         urls, options = objects.polars_scan_args(files)
         return conform(pl.scan_parquet(urls, storage_options=options, missing_columns="insert", extra_columns="ignore"))
     return conform(pl.scan_parquet([str(f) for f in files], missing_columns="insert", extra_columns="ignore"))
+
+
+def _kept(files: list, window: pl.Expr | None) -> pl.LazyFrame:
+    scan = _scan_files(files)
+    return scan.filter(window) if window is not None else scan
 
 
 def _as_loaded(scan: pl.LazyFrame) -> pl.LazyFrame:
@@ -460,9 +488,7 @@ def scan_lake(
     files = _in_days(files, lo, hi)
     if problems or not files or not all(f.suffix.lower() == ".parquet" for f in files):
         raise InputError(f"not a Parquet lake: {', '.join(map(str, sources))}")
-    window = _window(since, until)
-    scan = _scan_files(files)
-    return _as_loaded(scan.filter(window) if window is not None else scan)
+    return _as_loaded(_kept(files, _window(since, until)))
 
 
 def _read_parquet(path: Path | objects.RemoteFile, window: pl.Expr | None) -> _Part:

@@ -161,6 +161,23 @@ def test_overlapping_parquet_files_are_deduplicated(tmp_path):
     assert balanced(res)
 
 
+def test_two_overlapping_lakes_are_checked_partition_by_partition(tmp_path):
+    # ids are compared per (region, date) partition across both lakes, so the overlap of two
+    # ingests of one delivery is still found, and the exact path deduplicates it
+    write_oss(tmp_path / "src", [event(i) for i in range(8)])
+    df = load([tmp_path / "src"]).events.collect()
+    for lake, rows in (("one", df.head(5)), ("two", df.tail(5))):
+        part = tmp_path / lake / "acsRegion=cn-hangzhou" / "date=2025-03-04"
+        part.mkdir(parents=True)
+        rows.write_parquet(part / "part-0.parquet")
+    res = load([tmp_path / "one", tmp_path / "two"])
+    out = loaded(res)
+    assert out.height == 8 and res.stats.duplicates == 2 and out["eventId"].n_unique() == 8
+    assert balanced(res)
+    alone = load([tmp_path / "one"])  # no overlap: stays a lazy scan of the lake
+    assert loaded(alone).height == 5 and alone.stats.duplicates == 0 and balanced(alone)
+
+
 def test_dedupe_first_file_wins_and_sorted(tmp_path):
     write_oss(tmp_path, [event(i) for i in (3, 1, 2)], name="a")
     write_oss(tmp_path, [event(i) for i in (2, 4)], name="b")
