@@ -18,19 +18,23 @@ Home = Union[str, Mapping[str, str]]
 def analysis_events(events: pl.LazyFrame, *, home_region: Home) -> pl.LazyFrame:
     """Add ``analysisRegion``: ``acsRegion``, or the (account's) home region for global events."""
     if isinstance(home_region, str):
-        home = pl.lit(home_region)
-    else:
-        home = (
-            pl.col("recipientAccountId")
-            .fill_null("")
-            .replace_strict(dict(home_region), default=None, return_dtype=pl.String)
-        )
-    return events.with_columns(
-        pl.when(pl.col("isGlobal").fill_null(False))
-        .then(home)
-        .otherwise(pl.col("acsRegion"))
-        .alias("analysisRegion")
+        return events.with_columns(_analysis_region(pl.lit(home_region)))
+    home_region = dict(home_region or {})
+    # A join with the small table of homes, not replace_strict: Polars' streaming engine runs
+    # a join batch by batch, while replace_strict materialised the whole column (about 65 bytes
+    # per event of a lake: 6.5 GB at 100 M events).
+    homes = pl.LazyFrame({"_homeKey": list(home_region), "_homeRegion": list(home_region.values())},
+                         schema={"_homeKey": pl.String, "_homeRegion": pl.String})
+    return (
+        events.with_columns(pl.col("recipientAccountId").fill_null("").alias("_homeKey"))
+        .join(homes, on="_homeKey", how="left", maintain_order="left")
+        .with_columns(_analysis_region(pl.col("_homeRegion")))
+        .drop("_homeKey", "_homeRegion")
     )
+
+
+def _analysis_region(home: pl.Expr) -> pl.Expr:
+    return pl.when(pl.col("isGlobal").fill_null(False)).then(home).otherwise(pl.col("acsRegion")).alias("analysisRegion")
 
 
 def in_analysis_region(region: str, *, home_region: Home | None) -> pl.Expr:

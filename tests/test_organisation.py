@@ -64,3 +64,14 @@ def test_requested_recorded_and_changed_homes():
         resolve_home_regions(lf, requested={"A": "cn-beijing"}, recorded=recorded, state="S")
     moved = resolve_home_regions(lf, requested={"A": "cn-beijing"}, recorded=recorded, change=True)
     assert moved["A"] == "cn-beijing" and moved["B"] == "cn-beijing"
+
+
+def test_analysis_events_keeps_every_row_in_order():
+    # per-account homes are joined in (streaming-friendly): no row lost, doubled or moved
+    lf = _events().with_row_index("i")
+    homes = {"A": "cn-beijing", "B": "cn-shanghai"}  # the account-less events have no home here
+    out = analysis_events(lf, home_region=homes).collect()
+    assert out["i"].to_list() == list(range(out.height)) and out.height == lf.collect().height
+    assert out.columns == lf.collect_schema().names() + ["analysisRegion"]
+    unhomed = out.filter(pl.col("recipientAccountId").is_null() & pl.col("isGlobal"))
+    assert unhomed["analysisRegion"].to_list() == [None]
