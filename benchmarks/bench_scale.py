@@ -59,10 +59,10 @@ def _tree_rss_kib(root: int) -> int:
     return total
 
 
-def measure(argv: list[str]) -> tuple[float, float, str]:
+def measure(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """Wall seconds, peak MiB of the process tree, and stdout."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     peak = [0]
 
     def sample() -> None:

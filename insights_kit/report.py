@@ -13,6 +13,10 @@ each executed notebook, converts it to HTML with the code hidden, and writes the
     DIR/<window>/<region>/*.png, *.svg        its charts
     DIR/<window>/<region>/kernel.log          the kernel's own log (kept off the terminal)
 
+Each worker process starts one Jupyter kernel and reuses it, reset, for every region it runs
+(:mod:`insights_kit.warm_kernel`); ``INSIGHTS_KIT_NOTEBOOK_ENGINE=nbclient`` gives each region
+a fresh kernel instead (papermill's default engine), e.g. to rule the reuse out.
+
 ``<window>`` is ``<since>_<until>`` in compact UTC (``open`` when unbounded), so re-running a
 window replaces it. A region that fails keeps its row in the index with the error's last line.
 
@@ -40,6 +44,8 @@ from insights_kit.regions import format_home, summary_home
 from insights_kit.schema import INSIGHT_TYPES
 
 NOTEBOOK = Path("notebooks") / "insights_report.ipynb"
+#: What a report worker's kernel imports before its first region (the notebook's heavy imports).
+WARM_UP_CODE = "import altair, polars\nfrom insights_kit import charts, region_page"
 
 
 # --------------------------------------------------------------------------- paths and parameters
@@ -200,6 +206,9 @@ def _execute_region(job: dict[str, Any]) -> dict[str, Any]:
     """Worker: run the notebook for one region, then convert it; never raises."""
     import papermill as pm
 
+    from insights_kit.warm_kernel import ENGINE
+
+    engine = os.environ.get("INSIGHTS_KIT_NOTEBOOK_ENGINE") or ENGINE  # "nbclient": a fresh kernel per region
     _kernel_env()
     region_dir = Path(job["region_dir"])
     region_dir.mkdir(parents=True, exist_ok=True)
@@ -209,10 +218,12 @@ def _execute_region(job: dict[str, Any]) -> dict[str, Any]:
         # The kernel inherits this worker's stderr and logs its own start-up and shutdown there
         # ("running over TCP without encryption", "KeyboardInterrupt caught in kernel"); that
         # goes to the region's kernel.log rather than alarming the user's terminal.
+        # The kernel is this worker's, reused from region to region (insights_kit.warm_kernel).
         with _stderr_to(region_dir / "kernel.log"):
             pm.execute_notebook(
                 job["notebook"], str(output), parameters=job["parameters"], kernel_name=job["kernel"],
                 cwd=str(region_dir), progress_bar=False, log_output=False, request_save_on_cell_execute=False,
+                engine_name=engine, **({"kernel_log": str(region_dir / "kernel.log")} if engine == ENGINE else {}),
                 # papermill's 60 s default for a kernel to start is too short on a busy shared
                 # machine with two kernels starting side by side (a region failed in CI that way).
                 start_timeout=300,
@@ -222,6 +233,7 @@ def _execute_region(job: dict[str, Any]) -> dict[str, Any]:
         result.update(status="failed", error=_last_line(exc))
     if output.exists():
         try:
+            _make_reproducible(output)
             result["html"] = str(notebook_to_html(output, region_dir / "report.html",
                                                   title=f"insights-kit {job['parameters']['region']}"))
         except Exception as exc:
@@ -229,6 +241,24 @@ def _execute_region(job: dict[str, Any]) -> dict[str, Any]:
                 result.update(status="failed", error=_last_line(exc))
     result["charts"] = sorted(p.name for p in region_dir.glob("*.svg"))
     return result
+
+
+_RUN_TIMES = ("start_time", "end_time", "duration", "output_path")
+
+
+def _make_reproducible(notebook: Path) -> None:
+    """Same input, same saved notebook: drop papermill's clock times and staging path, fix its random cell id."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    for meta in [nb.metadata.get("papermill", {})] + [c.metadata.get("papermill", {}) for c in nb.cells]:
+        for key in _RUN_TIMES:
+            meta.pop(key, None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)  # nbclient's timestamps
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"
+    _write_text(notebook, nbformat.writes(nb) + "\n")
 
 
 def run_report(
@@ -260,8 +290,6 @@ def run_report(
         (detect's), ``regions`` (region → ``status`` ok/failed, ``error``, ``html``,
         ``notebook``, ``charts``, ``insights``) and ``failed`` (sorted region names).
     """
-    from insights_kit.detect import run_detect
-
     out = Path(out).resolve()
     # Paths given to run_report are the caller's, so relative ones are relative to its cwd
     # (resolve() would take them from the repo root, which is meant for notebook parameters).
@@ -270,6 +298,35 @@ def run_report(
         config = _absolute(config)
     window = window_name(since, until)
     store_dir = out / "insights"
+    # The notebook workers start (spawn, not fork: Polars' thread pool runs here) and warm
+    # their kernels while detect runs; detect is mostly one busy thread.
+    pool = ProcessPoolExecutor(max_workers=max(1, int(jobs)), mp_context=get_context("spawn"),
+                               initializer=_warm_worker, initargs=(kernel_name(),))
+    try:
+        for _ in range(max(1, int(jobs))):
+            pool.submit(int)  # one spawned worker per job (workers start on demand)
+        return _detect_and_report(pool, sources, out, window, store_dir, since=since, until=until,
+                                  home_region=home_region, config=config, state=state, notify_url=notify_url,
+                                  notify_format=notify_format, executor=executor, scheduler=scheduler,
+                                  regions=regions)
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
+def _warm_worker(kernel: str) -> None:
+    from insights_kit.warm_kernel import warm_up
+
+    _kernel_env()
+    if (os.environ.get("INSIGHTS_KIT_NOTEBOOK_ENGINE") or "warm") == "warm":
+        warm_up(kernel, WARM_UP_CODE)
+
+
+def _detect_and_report(pool: ProcessPoolExecutor, sources: list, out: Path, window: str, store_dir: Path, *,
+                       since: datetime | None, until: datetime | None, home_region: str | None, config: Any,
+                       state: str | Path | None, notify_url: str | None, notify_format: str | None,
+                       executor: str, scheduler: str | None, regions: str | Sequence[str]) -> dict[str, Any]:
+    from insights_kit.detect import run_detect
+
     summary = run_detect([str(resolve(s)) for s in sources], store_dir, since=since, until=until,
                          home_region=home_region, config=config, state=None if state is None else _absolute(state),
                          notify_url=notify_url, notify_format=notify_format, executor=executor, scheduler=scheduler)
@@ -281,8 +338,8 @@ def run_report(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        return _report_into(staging, out, window, summary, wanted, sources=sources, store_dir=store_dir,
-                            since=since, until=until, jobs=jobs, config=config, home_region=home_region)
+        return _report_into(pool, staging, out, window, summary, wanted, sources=sources, store_dir=store_dir,
+                            since=since, until=until, config=config, home_region=home_region)
     except BaseException:
         # No half-written window: a failed run (disk full, interrupted) leaves no staging folder.
         shutil.rmtree(staging, ignore_errors=True)
@@ -316,9 +373,9 @@ def _check_regions_in_data(wanted: Sequence[str], known: Sequence[str]) -> None:
                          f"(regions found: {', '.join(known) or 'none'})")
 
 
-def _report_into(staging: Path, out: Path, window: str, summary: dict[str, Any], wanted: Sequence[str], *,
-                 sources: Sequence[Path], store_dir: Path, since: datetime | None, until: datetime | None,
-                 jobs: int, config: Any, home_region: str | None) -> dict[str, Any]:
+def _report_into(pool: ProcessPoolExecutor, staging: Path, out: Path, window: str, summary: dict[str, Any],
+                 wanted: Sequence[str], *, sources: Sequence[Path], store_dir: Path, since: datetime | None,
+                 until: datetime | None, config: Any, home_region: str | None) -> dict[str, Any]:
     """Run the region notebooks in ``staging``, then move it to ``out/<window>``."""
     from insights_kit.config import Config, to_toml
 
@@ -354,15 +411,13 @@ def _report_into(staging: Path, out: Path, window: str, summary: dict[str, Any],
             },
         })
     if job_list:
-        # spawn, not fork: the parent has Polars' thread pool running.
-        with ProcessPoolExecutor(max_workers=max(1, int(jobs)), mp_context=get_context("spawn")) as pool:
-            futures = {pool.submit(_execute_region, job): job["parameters"]["region"] for job in job_list}
-            for future, region in futures.items():
-                try:
-                    results[region] = future.result()
-                except Exception as exc:  # the worker process itself died
-                    results[region] = {"region": region, "status": "failed", "error": _last_line(exc),
-                                       "html": None, "notebook": None, "charts": []}
+        futures = {pool.submit(_execute_region, job): job["parameters"]["region"] for job in job_list}
+        for future, region in futures.items():
+            try:
+                results[region] = future.result()
+            except Exception as exc:  # the worker process itself died
+                results[region] = {"region": region, "status": "failed", "error": _last_line(exc),
+                                   "html": None, "notebook": None, "charts": []}
 
     for region, res in results.items():
         res["insights"] = dict((summary.get("regions", {}).get(region) or {}).get("insights") or {})
