@@ -107,6 +107,8 @@ def start() -> S3Server:
         return {"AccessKeyId": key["AccessKeyId"], "SecretAccessKey": key["SecretAccessKey"]}
 
     admin = user("admin", ["*"])
-    reader = user("reader", ["s3:ListBucket", "s3:GetObject"])
+    # s3:ListBucket and s3:GetObject are what S3 and OSS require; moto 5.2 checks listing as
+    # s3:ListObjects/s3:ListObjectsV2 (its operation names) instead, so those are granted too.
+    reader = user("reader", ["s3:ListBucket", "s3:GetObject", "s3:ListObjects", "s3:ListObjectsV2"])
     nobody = user("nobody", None)
     return S3Server(url, admin, reader, nobody, process)

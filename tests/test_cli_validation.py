@@ -250,7 +250,7 @@ def test_report_failing_part_way_leaves_no_staging_folder(tmp_path, small_tree, 
     def disk_full():
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out"))
 
-    monkeypatch.setattr(report, "kernel_name", disk_full)  # called once staging exists
+    monkeypatch.setattr(report, "notebook_path", disk_full)  # called once staging exists
     stderr = assert_one_error_line(run("report", small_tree, "--out", tmp_path / "out"), 1, "disk full")
     assert "No space left on device" in stderr
     leftovers = [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
