@@ -208,7 +208,7 @@ def _execute_region(job: dict[str, Any]) -> dict[str, Any]:
 
     from insights_kit.warm_kernel import ENGINE
 
-    engine = os.environ.get("INSIGHTS_KIT_NOTEBOOK_ENGINE") or ENGINE  # "nbclient": a fresh kernel per region
+    engine = notebook_engine()
     _kernel_env()
     region_dir = Path(job["region_dir"])
     region_dir.mkdir(parents=True, exist_ok=True)
@@ -217,8 +217,8 @@ def _execute_region(job: dict[str, Any]) -> dict[str, Any]:
     try:
         # The kernel inherits this worker's stderr and logs its own start-up and shutdown there
         # ("running over TCP without encryption", "KeyboardInterrupt caught in kernel"); that
-        # goes to the region's kernel.log rather than alarming the user's terminal.
-        # The kernel is this worker's, reused from region to region (insights_kit.warm_kernel).
+        # goes to the region's kernel.log rather than alarming the user's terminal (the warm
+        # engine's reused kernel is moved to each region's log in turn).
         with _stderr_to(region_dir / "kernel.log"):
             pm.execute_notebook(
                 job["notebook"], str(output), parameters=job["parameters"], kernel_name=job["kernel"],
@@ -313,11 +313,18 @@ def run_report(
         pool.shutdown(cancel_futures=True)
 
 
+def notebook_engine() -> str:
+    """papermill's engine for the region notebooks: the warm one unless ``INSIGHTS_KIT_NOTEBOOK_ENGINE`` names another."""
+    from insights_kit.warm_kernel import ENGINE
+
+    return os.environ.get("INSIGHTS_KIT_NOTEBOOK_ENGINE") or ENGINE
+
+
 def _warm_worker(kernel: str) -> None:
-    from insights_kit.warm_kernel import warm_up
+    from insights_kit.warm_kernel import ENGINE, warm_up
 
     _kernel_env()
-    if (os.environ.get("INSIGHTS_KIT_NOTEBOOK_ENGINE") or "warm") == "warm":
+    if notebook_engine() == ENGINE:
         warm_up(kernel, WARM_UP_CODE)
 
 
