@@ -300,10 +300,11 @@ def run_report(
     store_dir = out / "insights"
     # The notebook workers start (spawn, not fork: Polars' thread pool runs here) and warm
     # their kernels while detect runs; detect is mostly one busy thread.
-    pool = ProcessPoolExecutor(max_workers=max(1, int(jobs)), mp_context=get_context("spawn"),
+    workers = max(1, int(jobs))
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                                initializer=_warm_worker, initargs=(kernel_name(),))
     try:
-        for _ in range(max(1, int(jobs))):
+        for _ in range(workers):
             pool.submit(int)  # one spawned worker per job (workers start on demand)
         return _detect_and_report(pool, sources, out, window, store_dir, since=since, until=until,
                                   home_region=home_region, config=config, state=state, notify_url=notify_url,
