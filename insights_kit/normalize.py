@@ -197,7 +197,12 @@ def trusts_outside(request: pl.Expr, event_name: pl.Expr, account: pl.Expr) -> p
         pl.when(event_name == "UpdateAssumeRolePolicy").then(rp.field("policyDocument")),
     )  # fmt: skip
     named = document.str.extract_all(_TRUSTED_ACCOUNT).list.eval(pl.element().str.extract(r"(\d+)$"))
-    others = named.list.set_difference(pl.concat_list(account)).list.len() > 0
+    # "Names an account other than its own", as text: every named account wrapped in <...>,
+    # the own one removed, something left. Not list.set_difference, which panics in Polars
+    # 2.2.0 (list/sets.rs index out of bounds) on some chunkings of the normalised files.
+    wrapped = pl.concat_str(pl.lit("<"), named.list.join("><"), pl.lit(">"))
+    left = wrapped.str.replace_all(pl.concat_str(pl.lit("<"), account, pl.lit(">")), "", literal=True)
+    others = (named.list.len() > 0) & (left != "")
     return pl.when(document.is_not_null() & account.is_not_null()).then(
         others | document.str.contains(_TRUSTS_ANYONE)
     )
