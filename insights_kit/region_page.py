@@ -242,7 +242,7 @@ def show_chart(ctx: RegionContext, chart: Any, name: str) -> dict[str, str]:
 
 def chart_alt_text(chart: Any, *, region: str | None = None) -> str:
     """A chart's alt text: its title and subtitle (what it shows and how), and the region."""
-    title = chart.to_dict().get("title") if hasattr(chart, "to_dict") else None
+    title = chart.to_dict(validate=False).get("title") if hasattr(chart, "to_dict") else None
     if isinstance(title, dict):
         sub = title.get("subtitle")
         sub = " ".join(sub) if isinstance(sub, list) else sub

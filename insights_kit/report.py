@@ -233,7 +233,7 @@ def _execute_region(job: dict[str, Any]) -> dict[str, Any]:
         result.update(status="failed", error=_last_line(exc))
     if output.exists():
         try:
-            _make_reproducible(output)
+            _make_reproducible(output, staging=job.get("staging", ""), final=job.get("final", ""))
             result["html"] = str(notebook_to_html(output, region_dir / "report.html",
                                                   title=f"insights-kit {job['parameters']['region']}"))
         except Exception as exc:
@@ -246,18 +246,28 @@ def _execute_region(job: dict[str, Any]) -> dict[str, Any]:
 _RUN_TIMES = ("start_time", "end_time", "duration", "output_path")
 
 
-def _make_reproducible(notebook: Path) -> None:
-    """Same input, same saved notebook: drop papermill's clock times and staging path, fix its random cell id."""
+def _make_reproducible(notebook: Path, *, staging: str = "", final: str = "") -> None:
+    """Same input, same saved notebook: drop papermill's clock times and staging path, fix its random cell id.
+
+    ``staging`` (the run's temporary folder, named by its pid) is replaced by ``final``, where
+    the window is moved at the end, in the injected parameters and their record in the metadata.
+    """
     import nbformat
 
     nb = nbformat.read(str(notebook), as_version=4)
     for meta in [nb.metadata.get("papermill", {})] + [c.metadata.get("papermill", {}) for c in nb.cells]:
         for key in _RUN_TIMES:
             meta.pop(key, None)
+    moved = (lambda text: text.replace(staging, final)) if staging else (lambda text: text)  # noqa: E731
+    parameters = nb.metadata.get("papermill", {}).get("parameters", {})
+    for name, value in parameters.items():
+        if isinstance(value, str):
+            parameters[name] = moved(value)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)  # nbclient's timestamps
         if "injected-parameters" in cell.metadata.get("tags", []):
             cell.id = "injected-parameters"
+            cell.source = moved(cell.source)
     _write_text(notebook, nbformat.writes(nb) + "\n")
 
 
@@ -407,6 +417,8 @@ def _report_into(pool: ProcessPoolExecutor, staging: Path, out: Path, window: st
             "notebook": str(notebook_path()),
             "kernel": kernel_name(),
             "region_dir": str(staging / region),
+            "staging": str(staging),
+            "final": str(out / window),
             "parameters": {
                 "source": ";".join(str(resolve(s)) for s in sources),
                 "store": str(store_dir),

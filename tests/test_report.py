@@ -195,8 +195,22 @@ def hostile_report(tmp_path_factory, detect_available):
     src = write_hostile_tree(root / "src")
     regions = [*REGIONS, "../evil"]
     first = report.run_report([src], root / "out", regions=regions, jobs=2)
+    window = Path(first["window_index"]).parent
+    first["files"] = {str(p.relative_to(window)): p.read_bytes() for p in sorted(window.rglob("*")) if p.is_file()}
     second = report.run_report([src], root / "out", regions=regions, jobs=2)  # same window: replaces
     return root / "out", first, second
+
+
+@pytest.mark.slow
+def test_the_same_report_twice_is_the_same_bytes(hostile_report):
+    out, first, second = hostile_report
+    window = Path(second["window_index"]).parent
+    again = {str(p.relative_to(window)): p.read_bytes() for p in sorted(window.rglob("*")) if p.is_file()}
+    assert sorted(again) == sorted(first["files"])
+    changed = [name for name, data in again.items() if data != first["files"][name] and not name.endswith("kernel.log")]
+    assert changed == []
+    notebook = next(n for n in again if n.endswith("report.ipynb"))
+    assert b".tmp-" not in again[notebook]  # the staging folder (named by pid) is not recorded
 
 
 @pytest.mark.slow
