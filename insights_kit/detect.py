@@ -166,15 +166,23 @@ class UnitTask:
     keep_history: bool = False  # only a --state run keeps what the detectors learned
 
 
-def _unit_frame(lf: pl.LazyFrame, account: str | None, region: str, home_region: str) -> pl.DataFrame:
-    """One unit's events (of :func:`analysis_events` output), materialised and time-ordered."""
-    unit_df = (
+def _unit_frame(lf: pl.LazyFrame, account: str | None, region: str, home_region: str, *,
+                by_id: bool = False) -> pl.DataFrame:
+    """One unit's events (of :func:`analysis_events` output), materialised and time-ordered.
+
+    ``by_id``: ordered by (eventTime, eventId), whatever order ``lf`` is in (a state's
+    events followed by the new ones).
+    """
+    unit = (
         lf.filter((pl.col("recipientAccountId") == account) if account is not None
                   else pl.col("recipientAccountId").is_null())
         .filter(in_analysis_region(region, home_region=home_region))
-        .drop(UNUSED_BY_DETECTORS)
-        .collect()
     )  # fmt: skip
+    if by_id:
+        unit = unit.sort("eventTime", "eventId")
+    # One chunk: the streaming engine's output is chunked by how its threads ran, and a float
+    # sum over a chunked frame adds in that order (ip_minutes differed in the last bit run to run).
+    unit_df = unit.drop(UNUSED_BY_DETECTORS).collect().rechunk()
     if not unit_df["eventTime"].is_sorted():  # a lake region is usually in order already
         unit_df = unit_df.sort("eventTime", maintain_order=True)
     return unit_df
@@ -252,7 +260,7 @@ def _detect_units(
                         keep_history=keep_history)
         if executor == "local" or not lake:
             # One materialised frame per unit: every detector reads it, and a lake is scanned once.
-            task = replace(task, lake=None, frame=_unit_frame(lf, account, region, home))
+            task = replace(task, lake=None, frame=_unit_frame(lf, account, region, home, by_id=keep_history))
         if executor == "local":
             results.append(run_unit_task(task, detectors))
         else:
@@ -413,24 +421,33 @@ class StateLock:
         self._file.close()
 
 
+#: Columns of STATE/events.parquet: what the units read (UNUSED_BY_DETECTORS are dropped when
+#: a unit is selected), plus the eventId (deduplication, order) and the unit's own keys.
+STATE_EVENT_COLUMNS = [c for c in EVENT_SCHEMA if c not in UNUSED_BY_DETECTORS
+                       or c in ("eventId", "acsRegion", "isGlobal", "recipientAccountId")]
+
+
 class State:
     """The ``--state`` directory: recent events, detector histories, emitted ledger, meta.
 
     Layout: ``meta.json``, ``events.parquet``, ``ledger.parquet``, ``objects.parquet`` (the
     objects read from object storage) and ``history/<account>/<region>/<name>.parquet``.
     Written atomically, file by file, at the end of a run; ``meta.json`` last, so a crashed
-    run leaves the previous state usable.
+    run leaves the previous state usable. ``events`` is a lazy scan, never read whole: the
+    units read their own slices of it and the next state's events are streamed to disk.
     """
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path else None
         self.meta: dict[str, Any] = {"version": STATE_VERSION, "units": {}, "watermark": None, "homeRegion": None}
-        self.events = pl.DataFrame(schema=EVENT_SCHEMA)
+        self.events: pl.LazyFrame = pl.LazyFrame(schema=EVENT_SCHEMA)
         self.ledger = pl.DataFrame(schema={"eventId": pl.String(), "eventTime": pl.String()})
         self.histories: dict[tuple[str, str], dict[str, pl.DataFrame]] = {}
         self.objects: list[str] = []  # object-storage sources: url#etag of every object read
         if self.path and (self.path / "meta.json").exists():
             self._read()
+        self.event_count, self.events_since = self.events.select(
+            pl.len(), pl.col("eventTime").min()).collect().row(0)  # fmt: skip
 
     def _read(self) -> None:
         assert self.path is not None
@@ -440,7 +457,7 @@ class State:
         self.meta = meta
         if (self.path / "events.parquet").exists():
             # conform: a state written before a canonical column existed gets it as nulls
-            self.events = conform(pl.read_parquet(self.path / "events.parquet")).collect()
+            self.events = conform(pl.scan_parquet(self.path / "events.parquet"))
         if (self.path / "ledger.parquet").exists():
             self.ledger = pl.read_parquet(self.path / "ledger.parquet")
         if (self.path / "objects.parquet").exists():
@@ -450,12 +467,12 @@ class State:
             self.histories.setdefault(key, {})[file.stem] = pl.read_parquet(file)
 
     def write(self) -> None:
-        from insights_kit.lake import atomic_write_parquet, atomic_write_text
+        from insights_kit.lake import atomic_sink_parquet, atomic_write_parquet, atomic_write_text
 
         if self.path is None:
             return
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_parquet(self.events, self.path / "events.parquet")
+        atomic_sink_parquet(self.events.select(STATE_EVENT_COLUMNS), self.path / "events.parquet")
         atomic_write_parquet(self.ledger, self.path / "ledger.parquet")
         if self.objects:
             atomic_write_parquet(pl.DataFrame({"object": self.objects}, schema={"object": pl.String()}),
@@ -557,10 +574,10 @@ def _run_detect(
     st = State(state)
 
     read_since = (since - lag) if since else None
-    if read_since is not None and st.events.height:
+    if read_since is not None and st.events_since is not None:
         # Late deliveries: events of an earlier window that arrive in this run's files are
         # analysed with their true times, as far back as the state remembers.
-        read_since = min(read_since, st.events["eventTime"].min())
+        read_since = min(read_since, st.events_since)
     watermark = datetime.fromisoformat(st.meta["watermark"]) if st.meta.get("watermark") else None
     # Object storage: list only the date folders since the watermark (late deliveries are filed
     # under their delivery day) and fetch only objects this state has not read.
@@ -572,12 +589,12 @@ def _run_detect(
         # Without state nothing needs to be in memory at once: detectors project what they use.
         events_lf = loaded.events
     else:
-        new_events = loaded.events.collect()
+        # Only the events new to the state are held in memory; the state's stay on disk.
+        fresh = loaded.events.join(st.events.select("eventId"), on="eventId", how="anti").collect()
+        already = loaded.events.select(pl.len()).collect().item() - fresh.height
         # Late events: new to us, but older than the end of what the previous run saw.
-        already = new_events.join(st.events.select("eventId"), on="eventId", how="semi").height
-        fresh = new_events.join(st.events.select("eventId"), on="eventId", how="anti")
         late = fresh.filter(pl.col("eventTime") < watermark).height if watermark else 0
-        events_lf = pl.concat([st.events, fresh], how="vertical").sort(["eventTime", "eventId"]).lazy()
+        events_lf = pl.concat([st.events, conform(fresh)], how="vertical")
 
     requested = home_region or cfg.detect.home_region or None
     # A state of an older version records one region for every account.
@@ -627,7 +644,7 @@ def _run_detect(
         **stats,
         "alreadyInState": already,
         "late": late,
-        "fromState": st.events.height,
+        "fromState": st.event_count,
         "analysed": sum(r.events for r in results),
     }
     summary["emitted"] = {"events": len(emitted), "alreadyEmitted": len(produced) - len(emitted)}
@@ -642,7 +659,7 @@ def _run_detect(
 
     if st.path is not None and data_end is not None:
         keep_from = data_end - timedelta(days=cfg.state_days)
-        st.events = events_lf.filter(pl.col("eventTime") >= keep_from).collect()
+        st.events = events_lf.filter(pl.col("eventTime") >= keep_from)
         ledger_new = pl.DataFrame(
             {"eventId": [e["eventId"] for e in emitted], "eventTime": [e["eventTime"] for e in emitted]},
             schema=st.ledger.schema,

@@ -101,6 +101,25 @@ def atomic_write_parquet(df: pl.DataFrame, path: str | Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def atomic_sink_parquet(lf: pl.LazyFrame, path: str | Path) -> None:
+    """Stream `lf` to Parquet (zstd, statistics on) at `path` atomically, never whole in memory.
+
+    Written to ``path.tmp-<pid>``, synced, then renamed over `path`; `lf` may scan `path`
+    itself (the old file is read to the end before the rename).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        lf.sink_parquet(tmp, compression="zstd", statistics=True)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def events_root(path: str | Path) -> Path:
     """``LAKE/events`` for a lake root, or `path` itself if it already is that folder."""
     path = Path(path)

@@ -343,3 +343,21 @@ def test_an_incident_never_makes_its_network_familiar():
     rows += attack(DAY10 + timedelta(days=2, hours=9))  # the day-10 address again: already raised once
     incidents, _ = run(rows)
     assert starts(incidents) == [(FOREIGN, DAY10 + timedelta(hours=3)), ("185.220.101.77", back)]
+
+
+def test_sensitivity_sums_do_not_depend_on_row_order_or_chunks():
+    import random
+
+    from insights_kit.detectors.ip_features import _fixed_order_sum
+
+    rng = random.Random(3)
+    values = [rng.random() for _ in range(5000)]
+    sums = set()
+    for _ in range(6):
+        order = values[:]
+        rng.shuffle(order)
+        cuts = [0, *sorted(rng.sample(range(1, len(order)), 7)), len(order)]
+        frame = pl.concat([pl.DataFrame({"k": [1] * (b - a), "v": order[a:b]}) for a, b in zip(cuts, cuts[1:])],
+                          rechunk=False)
+        sums.add(frame.lazy().group_by("k").agg(_fixed_order_sum("v")).collect().item(0, "v"))
+    assert len(sums) == 1 and sums.pop() == pytest.approx(sum(values), abs=1e-6 * len(values))

@@ -51,7 +51,7 @@ def test_a_second_run_waits_for_the_first_and_no_window_is_lost(tmp_path, two_da
     for t in threads:
         t.join(timeout=300)
     assert set(results) == {d1, d2}
-    kept = State(state).events["eventTime"].dt.strftime("%Y-%m-%d").unique().sort().to_list()
+    kept = State(state).events.collect()["eventTime"].dt.strftime("%Y-%m-%d").unique().sort().to_list()
     assert kept == [d1, d2]  # both windows are in the state
     again = run_detect([src1], tmp_path / "again", state=state, **_window(d1))
     assert again["emitted"]["events"] == 0  # nothing re-reported as new
@@ -114,14 +114,14 @@ def test_late_deliveries_are_analysed_with_their_true_times(tmp_path, two_days):
     summary = run_detect([second], out, state=state, **_window(d2))
     whole = run_detect([src1, src2], tmp_path / "whole")
     assert summary["records"]["late"] > 0  # counted, and analysed:
-    assert State(state).events.height == whole["records"]["analysed"]
+    assert State(state).event_count == whole["records"]["analysed"]
 
 
 def test_an_event_from_the_future_is_quarantined_and_never_moves_the_clock(tmp_path, two_days):
     (d1, src1), _ = sorted(two_days.items())
     state = tmp_path / "state"
     run_detect([src1], tmp_path / "o1", state=state)
-    kept, watermark = State(state).events.height, State(state).meta["watermark"]
+    kept, watermark = State(state).event_count, State(state).meta["watermark"]
     stray = tmp_path / "stray" / "AliyunLogs" / "Actiontrail" / "cn-hangzhou" / d1.replace("-", "/")
     stray.mkdir(parents=True)
     record = {"eventId": "future-1", "eventTime": "2099-01-01T00:00:00Z", "eventName": "DescribeInstances",
@@ -131,4 +131,19 @@ def test_an_event_from_the_future_is_quarantined_and_never_moves_the_clock(tmp_p
     assert summary["quarantine"]["records"] == 1
     line = json.loads(Path(summary["quarantine"]["file"]).read_text().splitlines()[0])
     assert "from the future" in line["reason"]
-    assert State(state).events.height == kept and State(state).meta["watermark"] == watermark
+    assert State(state).event_count == kept and State(state).meta["watermark"] == watermark
+
+
+def test_the_state_keeps_only_what_the_units_read_and_is_never_read_whole(tmp_path, two_days):
+    import polars as pl
+
+    from insights_kit.detect import STATE_EVENT_COLUMNS, UNUSED_BY_DETECTORS
+
+    state = tmp_path / "state"
+    (d1, src1), _ = sorted(two_days.items())
+    summary = run_detect([src1], tmp_path / "out", state=state, **_window(d1))
+    assert list(pl.read_parquet_schema(state / "events.parquet")) == STATE_EVENT_COLUMNS
+    assert "errorMessage" in UNUSED_BY_DETECTORS and "errorMessage" not in STATE_EVENT_COLUMNS
+    st = State(state)
+    assert isinstance(st.events, pl.LazyFrame)  # scanned, not loaded
+    assert st.event_count == summary["records"]["analysed"] > 0

@@ -118,6 +118,23 @@ def sensitivity_expr(
     )
 
 
+def _fixed_order_sum(name: str) -> pl.Expr:
+    """A float column's sum, added up exactly: in millionths, as integers.
+
+    A group_by adds a group's rows in whatever order and chunks the engine's threads met
+    them, and float addition is not associative: the same rows gave sums differing in the last
+    bit from run to run (sorting the values first did not help: the kernel adds per chunk).
+    Integer addition is exact, so the same values always give the same sum. Sensitivities are
+    in [0, 1]; a millionth is below every precision the model reports.
+    """
+    return (pl.col(name) * 1_000_000).round().cast(pl.Int64).sum() / 1_000_000
+
+
+def _sum(name: str) -> pl.Expr:
+    # sensSum is already a sum of millionths: exact again; the others are integers
+    return _fixed_order_sum(name) if name == "sensSum" else pl.col(name).sum()
+
+
 def minute_rows(events: pl.LazyFrame, sensitivity: pl.Expr, data_end: datetime) -> pl.LazyFrame:
     """Address-sourced events -> one row per (address, minute, principal, userAgent).
 
@@ -140,7 +157,7 @@ def minute_rows(events: pl.LazyFrame, sensitivity: pl.Expr, data_end: datetime) 
         .agg(
             pl.len().cast(pl.Int64).alias("calls"),
             pl.col("isError").sum().cast(pl.Int64).alias("errors"),
-            pl.col("sens").sum().alias("sensSum"),
+            _fixed_order_sum("sens").alias("sensSum"),
             pl.col("sens").max().alias("sensMax"),
         )
     )
@@ -406,7 +423,7 @@ def score_dimensions(
     if cumulative:
         per_minute = (
             rows.group_by("ctxKey", "address", "minute")
-            .agg(*[pl.col(c).sum() for c in sums], *[pl.col(c).max() for c in maxes])
+            .agg(*[_sum(c) for c in sums], *[pl.col(c).max() for c in maxes])
             .sort("ctxKey", "address", "minute")
         )
         totals = per_minute.with_columns(
@@ -414,7 +431,7 @@ def score_dimensions(
             *[pl.col(c).cum_max().over("ctxKey", "address") for c in maxes],
         )
     else:
-        totals = rows.group_by("ctxKey", "address").agg(*[pl.col(c).sum() for c in sums], *[pl.col(c).max() for c in maxes])
+        totals = rows.group_by("ctxKey", "address").agg(*[_sum(c) for c in sums], *[pl.col(c).max() for c in maxes])
 
     k = error_pseudo_calls
     return totals.join(addresses, on=["ctxKey", "address"], how="left").with_columns(
