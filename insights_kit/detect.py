@@ -96,6 +96,7 @@ def detect_unit(
     history: dict[str, pl.DataFrame] | None = None,
     allowlist: Allowlist | None = None,
     detectors: Sequence[Detector] | None = None,
+    changed_since: datetime | None = None,
 ) -> UnitResult:
     """Run every detector on one unit and assemble its Insights events."""
     learning_end = data_start + timedelta(hours=config.detect.learning_hours)
@@ -107,6 +108,7 @@ def detect_unit(
         learning_end=learning_end,
         history=history or {},
         allowlist=allowlist or Allowlist(),
+        changed_since=changed_since,
     )
     frames = [d.detect(events, ctx) for d in (detectors or build_detectors(config))]
     incidents = pl.concat([f for f in frames if f.height] or [empty_incidents()], how="vertical")
@@ -164,6 +166,7 @@ class UnitTask:
     lake: tuple[tuple[str, ...], datetime | None, datetime | None] | None = None
     frame: pl.DataFrame | None = None
     keep_history: bool = False  # only a --state run keeps what the detectors learned
+    changed_since: datetime | None = None  # a --state run: the unit's oldest event new to the state
 
 
 def _unit_frame(lf: pl.LazyFrame, account: str | None, region: str, home_region: str, *,
@@ -209,6 +212,7 @@ def run_unit_task(task: UnitTask, detectors: Sequence[Detector] | None = None) -
         history=task.history,
         allowlist=task.allowlist,
         detectors=detectors,
+        changed_since=task.changed_since,
     )
     if not task.keep_history:
         # A run without state would hold every unit's per-address tables until the end (and
@@ -230,6 +234,7 @@ def _detect_units(
     scheduler: str | None = None,
     lake: tuple[tuple[str, ...], datetime | None, datetime | None] | None = None,
     keep_history: bool = False,
+    changed: dict[tuple[str, str], datetime] | None = None,
 ) -> list[UnitResult]:
     """Every unit of ``lf``, in (account, region) order, on ``executor``.
 
@@ -257,7 +262,7 @@ def _detect_units(
         history = (histories or {}).get((account or "", region), {})
         home = home_of(home_region, account)
         task = UnitTask(account, region, home, config, start, end, history, allowlist, lake=lake,
-                        keep_history=keep_history)
+                        keep_history=keep_history, changed_since=(changed or {}).get((account or "", region)))
         if executor == "local" or not lake:
             # One materialised frame per unit: every detector reads it, and a lake is scanned once.
             task = replace(task, lake=None, frame=_unit_frame(lf, account, region, home, by_id=keep_history))
@@ -601,6 +606,12 @@ def _run_detect(
     recorded = st.meta.get("homeRegions") or st.meta.get("homeRegion")
     home = resolve_home_regions(events_lf, requested=requested, recorded=recorded, change=change_home_region,
                                 state=st.path)
+    changed = None
+    if st.path is not None:  # each unit's oldest new event: a detector reworks nothing older
+        changed = {(account or "", region): first for account, region, first in (
+            analysis_events(conform(fresh), home_region=home).drop_nulls("analysisRegion")
+            .group_by("recipientAccountId", "analysisRegion").agg(pl.col("eventTime").min())
+            .collect().iter_rows())}  # fmt: skip
     last_event = events_lf.select(pl.col("eventTime").max()).collect().item()
     data_end = until or (_minute_ceiling(last_event + timedelta(microseconds=1)) if last_event else None)
     unit_meta = {k: v["dataStart"] for k, v in st.meta["units"].items()}
@@ -617,6 +628,7 @@ def _run_detect(
         # A lake scanned lazily, without state: workers read their own slices of it.
         lake=(tuple(map(str, sources)), read_since, until) if loaded.scanned and st.path is None else None,
         keep_history=st.path is not None,
+        changed=changed,
     )
 
     produced = sorted((e for r in results for e in r.insights), key=lambda e: (e["eventTime"], e["eventId"]))

@@ -361,3 +361,56 @@ def test_sensitivity_sums_do_not_depend_on_row_order_or_chunks():
                           rechunk=False)
         sums.add(frame.lazy().group_by("k").agg(_fixed_order_sum("v")).collect().item(0, "v"))
     assert len(sums) == 1 and sums.pop() == pytest.approx(sum(values), abs=1e-6 * len(values))
+
+
+def _state_runs(events: pl.DataFrame, cuts, *, late: pl.DataFrame | None = None, late_at: int = 0,
+                forget_settled: bool = False):
+    """Runs as a --state run makes them: all events so far, the history, the oldest new event.
+
+    ``late`` rows arrive only with run ``late_at`` (their true times are older).
+    ``forget_settled``: each run is given only the events of the days its history does not settle.
+    """
+    start = events["eventTime"].min().replace(second=0, microsecond=0)
+    history, seen_until, result = {}, start, None
+    for k, hi in enumerate(cuts):
+        known = events.filter(pl.col("eventTime") < hi)
+        new = known.filter(pl.col("eventTime") >= seen_until)
+        if late is not None:
+            if k < late_at:
+                known = known.join(late, on="eventId", how="anti")
+                new = new.join(late, on="eventId", how="anti")
+            elif k == late_at:
+                new = pl.concat([new, late])
+        if forget_settled and "ip_state" in history:
+            settled = int(history["ip_state"]["keepFrom"][0])
+            oldest_new = new["eventTime"].min()
+            if oldest_new is not None:
+                settled = min(settled, int(oldest_new.timestamp() // 86_400))
+            known = known.filter(pl.col("eventTime") >= datetime.fromtimestamp(settled * 86_400, timezone.utc))
+        ctx = context(known, data_start=start, data_end=hi, history=history)
+        ctx.changed_since = new["eventTime"].min()
+        result = IpDetector(IpConfig()).detect(known.sort("eventTime").lazy(), ctx)
+        history, seen_until = ctx.new_history, hi
+    return result
+
+
+def test_state_runs_replay_settled_days_and_rework_a_late_day(day10):
+    day11 = [r for r in office_history(days=12) if r["eventTime"] >= DAY10 + timedelta(days=1)]
+    events = frame(learning_rows() + [r for r in day10 if r["eventTime"] >= T0 + timedelta(days=3)] + day11)
+    end = events["eventTime"].max().replace(second=0, microsecond=0) + timedelta(minutes=1)
+    whole = IpDetector(IpConfig()).detect(events.lazy(), context(events, data_end=end))
+    attack_rows = events.filter(pl.col("sourceIpAddress") == FOREIGN)
+    assert whole.filter(pl.col("insightObject") == FOREIGN).height == 1
+    cuts = [T0 + timedelta(days=d, hours=6) for d in range(1, 12)] + [end]
+    columns = ["insightObject", "startTime", "endTime", "insightCount", "firedAt", "model", "endModel"]
+    expected = whole.sort("startTime", "insightObject").select(columns)
+    for kwargs in ({}, {"forget_settled": True}):
+        # day by day: the earlier days' incidents come back from the history, unchanged
+        assert _state_runs(events, cuts, **kwargs).sort("startTime", "insightObject").select(columns).equals(expected)
+    # the attack's events (day 10, 03:12) delivered only with the last run, after the run that
+    # ended at day 11, 06:00 settled day 10
+    late_at = len(cuts) - 1
+    assert cuts[late_at - 1] >= DAY10 + timedelta(days=1)
+    for kwargs in ({}, {"forget_settled": True}):
+        got = _state_runs(events, cuts, late=attack_rows, late_at=late_at, **kwargs)
+        assert got.sort("startTime", "insightObject").select(columns).equals(expected)

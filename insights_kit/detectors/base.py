@@ -73,6 +73,9 @@ class UnitContext:
     data_end: datetime  # end of observed data, exclusive, minute-aligned
     learning_end: datetime  # data_start + learning_hours
     history: dict[str, pl.DataFrame] = field(default_factory=dict)  # what the detector saved last run
+    #: a --state run: the earliest event of the unit new to the state (a late delivery may be
+    #: days old); None when nothing is new. Days the detector settled before it need no rework.
+    changed_since: datetime | None = None
     allowlist: Allowlist = field(default_factory=Allowlist)
     #: filled by the detector: counters for the summary (e.g. {"suppressed": 3, "withheld": 1})
     counters: dict[str, int] = field(default_factory=dict)

@@ -70,7 +70,14 @@ calls, eight scores) for the same days; ``ip_masked`` (day, address) of the inci
 activity scores no later day (see "Incidents never make their network familiar" in
 docs/detectors.md); ``ip_minutes`` minute rows of the still-open day
 (and of the learning window until it is decided), so a run cut at any minute continues
-exactly. Days present in the events are always recomputed from the events.
+exactly; ``ip_incidents``, the incidents of those complete days (final: a complete day's
+incident has ended); ``ip_state``, the first day not yet settled (``keepFrom``) and whether
+the learning window was closed. Once it is, a run with that history evaluates only the days
+from ``keepFrom`` on (or from the day of the oldest event new to the state,
+``ctx.changed_since``, when a late delivery reaches further back) and replays the stored
+incidents of the settled days: its cost follows the new data, not the history. Days present
+in the evaluated events are always recomputed from the events. The counters (``suppressed``,
+``withheld``, ``released``) then count the days the run evaluated.
 
 Examples
 --------
@@ -92,7 +99,7 @@ import numpy as np
 import polars as pl
 
 from insights_kit import ipintel
-from insights_kit.detectors.base import Detector, UnitContext, conform_incidents, empty_incidents
+from insights_kit.detectors.base import INCIDENT_SCHEMA, Detector, UnitContext, conform_incidents, empty_incidents
 from insights_kit.detectors.ip_features import (
     ACTIVITY_SCHEMA,
     DEFAULT_SENSITIVE_PATTERNS,
@@ -358,6 +365,11 @@ class IpDetector(Detector):
         open_day_complete = day_start(open_day) + timedelta(days=1) <= data_end
         learning_decided = data_end >= ctx.learning_end
 
+        # ---- incremental: the days the state has settled are not evaluated again ----
+        settled = self._first_unsettled_day(ctx)
+        if settled is not None:
+            events = events.filter(pl.col("eventTime") >= day_start(settled))
+
         # ---- minute rows: state (minutes before the first event) + events ----------
         sensitivity = sensitivity_expr(
             cfg.sensitive_patterns,
@@ -425,14 +437,41 @@ class IpDetector(Detector):
         keep_days = lambda frame: frame.filter(pl.col("day").is_between(keep_from - h, keep_from - 1))  # noqa: E731
         done = lambda frame: frame.filter(pl.col("day") < keep_from)  # noqa: E731
         keep_minutes = minutes.filter(pl.col("day") >= keep_from)
-        if not learning_decided or data_end < day_start(day_number_of(ctx.learning_end - timedelta(microseconds=1)) + 1):
+        learning_closed = learning_decided and data_end >= day_start(
+            day_number_of(ctx.learning_end - timedelta(microseconds=1)) + 1)
+        if not learning_closed:
             keep_minutes = minutes  # the learning window is not decided/closed yet: keep all of it
+        if settled is not None:  # the settled days' incidents, as the run that settled them found them
+            replayed = _frame(ctx.history.get("ip_incidents"), INCIDENT_SCHEMA).filter(
+                day_number("startTime") < settled)
+            incidents = pl.concat([replayed, conform_incidents(incidents)]).sort("startTime", "insightObject")
+        ctx.new_history["ip_incidents"] = conform_incidents(incidents).with_columns(
+            day_number("startTime").alias("day")).pipe(done).pipe(keep_days).drop("day")
+        ctx.new_history["ip_state"] = pl.DataFrame({"keepFrom": [keep_from], "learningClosed": [learning_closed]},
+                                                   schema={"keepFrom": pl.Int64, "learningClosed": pl.Boolean})
         ctx.new_history["ip_minutes"] = keep_minutes.select(list(MINUTE_SCHEMA))
         ctx.new_history["ip_activity"] = keep_days(done(activity)).sort(list(ACTIVITY_SCHEMA)[:4])
         ctx.new_history["ip_hours"] = keep_days(done(hours)).sort("day", "hour")
         ctx.new_history["ip_profiles"] = keep_days(profiles).sort("day", "address")
         ctx.new_history["ip_masked"] = keep_days(done(pl.concat([masked_state, masked]))).sort("day", "address")
         return incidents
+
+    def _first_unsettled_day(self, ctx: UnitContext) -> int | None:
+        """The first day to evaluate when the history settled the earlier ones; None: evaluate all.
+
+        None without an ``ip_state`` (no state, or one written before it existed), while the
+        learning window was still open, and for a run that ends before the settled days end
+        (a rerun of an earlier window evaluates its own days).
+        """
+        state = ctx.history.get("ip_state")
+        if state is None or state.is_empty() or not state["learningClosed"][0]:
+            return None
+        first = int(state["keepFrom"][0])
+        if ctx.data_end < day_start(first):
+            return None
+        if ctx.changed_since is not None:
+            first = min(first, day_number_of(ctx.changed_since))
+        return first
 
     def _detect_pass(self, minutes, activity, keys, eval_days, data_end, ctx, *, cand_rows, normal_cands, released,
                      scored_learning, hist_hours, reuse: tuple | None = None):
