@@ -436,7 +436,8 @@ class State:
     """The ``--state`` directory: recent events, detector histories, emitted ledger, meta.
 
     Layout: ``meta.json``, ``events.parquet``, ``ledger.parquet``, ``objects.parquet`` (the
-    objects read from object storage) and ``history/<account>/<region>/<name>.parquet``.
+    files and objects read in full, :func:`insights_kit.readers.read_key`: never read again)
+    and ``history/<account>/<region>/<name>.parquet``.
     Written atomically, file by file, at the end of a run; ``meta.json`` last, so a crashed
     run leaves the previous state usable. ``events`` is a lazy scan, never read whole: the
     units read their own slices of it and the next state's events are streamed to disk.
@@ -448,7 +449,7 @@ class State:
         self.events: pl.LazyFrame = pl.LazyFrame(schema=EVENT_SCHEMA)
         self.ledger = pl.DataFrame(schema={"eventId": pl.String(), "eventTime": pl.String()})
         self.histories: dict[tuple[str, str], dict[str, pl.DataFrame]] = {}
-        self.objects: list[str] = []  # object-storage sources: url#etag of every object read
+        self.objects: list[str] = []  # read_key of every file and object read in full
         if self.path and (self.path / "meta.json").exists():
             self._read()
         self.event_count, self.events_since = self.events.select(
@@ -588,7 +589,7 @@ def _run_detect(
     # under their delivery day) and fetch only objects this state has not read.
     list_since = read_since if watermark is None else min(watermark - lag, since - lag if since else watermark)
     loaded = load(sources, since=read_since, until=until, strict=strict, progress=progress,
-                  list_since=list_since, already_read=st.objects)
+                  list_since=list_since, already_read=st.objects, track_read=st.path is not None)
     already = late = 0
     if st.path is None:
         # Without state nothing needs to be in memory at once: detectors project what they use.

@@ -71,7 +71,7 @@ class LoadStats:
     files_read: int = 0
     files_skipped: int = 0  # not event files (Actiontrail-Insight, README.md, ...)
     folders_pruned: int = 0  # object-storage date folders never listed (outside --since/--until)
-    files_already_read: int = 0  # objects a --state run read before (same key and ETag)
+    files_already_read: int = 0  # files a --state run read before (same key and ETag; path, size, mtime)
     records_read: int = 0
     loaded: int = 0
     quarantined: int = 0
@@ -91,7 +91,7 @@ class LoadResult:
     quarantine: pl.DataFrame  # QUARANTINE_SCHEMA
     stats: LoadStats
     warnings: list[str] = field(default_factory=list)
-    # Object-storage sources: url#etag of each object read whose events all lie before `until`.
+    # read_key of each file read whose events all lie before `until` (local ones with track_read).
     objects: list[str] = field(default_factory=list)
     scanned: bool = False  # events is a lazy scan of Parquet files (a lake), not a frame in memory
 
@@ -118,6 +118,15 @@ class _Part:
 
 
 # --------------------------------------------------------------------------- discovery
+def read_key(file: Path | objects.RemoteFile) -> str:
+    """What a ``--state`` remembers of a file it read in full: ``url#etag``, or a local file's
+    absolute path with its size and modification time (a rewritten file is read again)."""
+    if isinstance(file, objects.RemoteFile):
+        return f"{file}#{file.etag}"
+    st = os.stat(file)
+    return f"{Path(file).resolve()}#{st.st_size}-{st.st_mtime_ns}"
+
+
 def path_date(path: str) -> date | None:
     """The delivery day in a path (`YYYY/MM/DD` or `date=YYYY-MM-DD` folders), or None."""
     m = _DATE_HIVE.search(path)
@@ -708,6 +717,7 @@ def load(
     max_file_bytes: int = salvage.MAX_FILE_BYTES,
     list_since: datetime | None = None,
     already_read: Sequence[str] = (),
+    track_read: bool = False,
 ) -> LoadResult:
     """Read management events from files, folders, zips and Parquet lakes.
 
@@ -733,8 +743,12 @@ def load(
         Object storage only: list date folders from this day on (default: ``since``'s); a
         ``--state`` run lists from its watermark, not from the oldest event it keeps.
     already_read
-        Object storage only: ``url#etag`` of objects read before (``LoadResult.objects``
-        of earlier runs); they are neither fetched nor counted again.
+        :func:`read_key` of the files read in full before (``LoadResult.objects`` of earlier
+        runs: ``url#etag``, or a local path with size and mtime); they are neither read nor
+        counted again (``files_already_read``).
+    track_read
+        Return the :func:`read_key` of every local file read in full too (a ``--state`` run
+        remembers them); objects' keys are always returned.
 
     Returns
     -------
@@ -763,14 +777,20 @@ def load(
         kept = _in_days(files, lo, hi)
         stats.files_pruned = len(files) - len(kept)
         files = kept
+    if already_read:  # local files a --state run read in full before (objects were left out when listed)
+        known = frozenset(already_read)
+        unread = [f for f in files if isinstance(f, objects.RemoteFile) or read_key(f) not in known]
+        stats.files_already_read += len(files) - len(unread)
+        files = unread
     window = _window(since, until)
     remote = [f for f in files if isinstance(f, objects.RemoteFile)]
     if files and not problems and all(f.suffix.lower() == ".parquet" for f in files):
         lazy = _load_parquet_lazily(files, window, stats)
         if lazy is not None:
-            # A lake's objects are complete when their date partition ends by `until`.
-            complete = [f"{f}#{f.etag}" for f in remote if until is None
-                        or ((d := path_date(f.key)) is not None and d + timedelta(days=1) <= until.date())]
+            # A lake's files are complete when their date partition ends by `until`.
+            complete = [read_key(f) for f in (files if track_read else remote) if until is None
+                        or ((d := path_date(f.key if isinstance(f, objects.RemoteFile) else str(f))) is not None
+                            and d + timedelta(days=1) <= until.date())]
             return LoadResult(lazy, pl.DataFrame(schema=QUARANTINE_SCHEMA), stats, warnings, complete, True)
 
     parts: list[_Part] = list(problems)
@@ -793,14 +813,12 @@ def load(
     repaired = sum((p.repaired for p in parts), Counter())
     stats.repaired = dict(sorted(repaired.items()))
     stats.records_read = len(events) + stats.quarantined + pre_outside
-    read_objects: list[str] = []
-    if remote:
-        # Objects with no event at or after `until` are complete: a later run need not read
-        # them again. The others hold events this window left out.
-        beyond = set() if until is None else set(
-            events.filter(pl.col("eventTime") >= until).get_column("sourceFile").str.replace(r"!.*$", "").unique()
-        )
-        read_objects = [f"{f}#{f.etag}" for f in remote if str(f) not in beyond]
+    # Files with no event at or after `until` are complete: a later run need not read them
+    # again. The others hold events this window left out.
+    beyond = set() if until is None else set(
+        events.filter(pl.col("eventTime") >= until).get_column("sourceFile").str.replace(r"!.*$", "").unique()
+    )
+    read_objects = [read_key(f) for f in (files if track_read else remote) if str(f) not in beyond]
     before = len(events)
     if window is not None:
         events = events.filter(window)

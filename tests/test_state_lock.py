@@ -147,3 +147,21 @@ def test_the_state_keeps_only_what_the_units_read_and_is_never_read_whole(tmp_pa
     st = State(state)
     assert isinstance(st.events, pl.LazyFrame)  # scanned, not loaded
     assert st.event_count == summary["records"]["analysed"] > 0
+
+
+def test_files_read_in_full_are_not_read_again_and_a_rewritten_one_is(tmp_path, two_days):
+    import shutil
+
+    (d1, src1), (d2, src2) = ((d, shutil.copytree(s, tmp_path / "in" / d)) for d, s in sorted(two_days.items()))
+    state, out = tmp_path / "state", tmp_path / "out"
+    first = run_detect([src1, src2], out, state=state)
+    total = first["records"]["files_read"]
+    again = run_detect([src1, src2], out, state=state)
+    assert again["records"]["files_read"] == 0 and again["records"]["files_already_read"] == total
+    assert again["emitted"]["events"] == 0
+    victim = sorted(src2.rglob("*.gz"))[0]
+    data = victim.read_bytes()
+    victim.write_bytes(gzip.compress(gzip.decompress(data)))  # same events, new bytes and mtime
+    third = run_detect([src1, src2], out, state=state)
+    assert third["records"]["files_read"] == 1 and third["records"]["alreadyInState"] > 0
+    assert third["emitted"]["events"] == 0
