@@ -548,7 +548,17 @@ def run_detect(
     if state is None:
         return _run_detect(sources, out, state=None, **options)
     with StateLock(Path(state), cfg.detect.lock_timeout_seconds):
-        return _run_detect(sources, out, state=state, **options)
+        try:
+            return _run_detect(sources, out, state=state, **options)
+        finally:
+            _spill_path(Path(state)).unlink(missing_ok=True)
+
+
+def _spill_path(state: Path) -> Path:
+    """This run's new events, beside the state (``*.tmp-<pid>``: a killed run's is removed by the next)."""
+    import os
+
+    return state / f"fresh.parquet.tmp-{os.getpid()}"
 
 
 def _run_detect(
@@ -595,11 +605,16 @@ def _run_detect(
         # Without state nothing needs to be in memory at once: detectors project what they use.
         events_lf = loaded.events
     else:
-        # Only the events new to the state are held in memory; the state's stay on disk.
-        fresh = loaded.events.join(st.events.select("eventId"), on="eventId", how="anti").collect()
-        already = loaded.events.select(pl.len()).collect().item() - fresh.height
+        # The events new to the state are streamed to a spill file beside it (the first run over
+        # a lake is all new); neither they nor the state's are ever whole in memory.
+        loaded_count = loaded.events.select(pl.len()).collect().item()
+        spill = _spill_path(st.path)
+        loaded.events.join(st.events.select("eventId"), on="eventId", how="anti").sink_parquet(spill)
+        loaded.events = pl.LazyFrame(schema=EVENT_SCHEMA)  # an in-memory load is released here
+        fresh = pl.scan_parquet(spill)
+        already = loaded_count - fresh.select(pl.len()).collect().item()
         # Late events: new to us, but older than the end of what the previous run saw.
-        late = fresh.filter(pl.col("eventTime") < watermark).height if watermark else 0
+        late = fresh.filter(pl.col("eventTime") < watermark).select(pl.len()).collect().item() if watermark else 0
         events_lf = pl.concat([st.events, conform(fresh)], how="vertical")
 
     requested = home_region or cfg.detect.home_region or None
