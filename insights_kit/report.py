@@ -108,6 +108,12 @@ _OFFLINE_TEMPLATE = """\
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block extra_css -%}
+<style>
+/* printed tables (the summary by day and type) keep their columns: scroll, never wrap */
+div.jp-OutputArea-output pre { white-space: pre; word-break: normal; word-wrap: normal; overflow-x: auto; }
+</style>
+{%- endblock extra_css -%}
 """
 
 
