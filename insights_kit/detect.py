@@ -450,16 +450,23 @@ class State:
         self.ledger = pl.DataFrame(schema={"eventId": pl.String(), "eventTime": pl.String()})
         self.histories: dict[tuple[str, str], dict[str, pl.DataFrame]] = {}
         self.objects: list[str] = []  # read_key of every file and object read in full
-        if self.path and (self.path / "meta.json").exists():
-            self._read()
-        self.event_count, self.events_since = self.events.select(
-            pl.len(), pl.col("eventTime").min()).collect().row(0)  # fmt: skip
+        from insights_kit.readers import InputError
+
+        try:
+            if self.path and (self.path / "meta.json").exists():
+                self._read()
+            self.event_count, self.events_since = self.events.select(
+                pl.len(), pl.col("eventTime").min()).collect().row(0)  # fmt: skip
+        except (OSError, ValueError, pl.exceptions.PolarsError) as exc:  # JSON errors are ValueErrors
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"state {self.path} is unreadable ({first}); restore it from a backup, or start "
+                             "a new state folder (the Insights already emitted stay in the store)") from exc
 
     def _read(self) -> None:
         assert self.path is not None
         meta = json.loads((self.path / "meta.json").read_text())
         if meta.get("version") != STATE_VERSION:
-            raise ValueError(f"{self.path}: state version {meta.get('version')} is not {STATE_VERSION}")
+            raise ValueError(f"state version {meta.get('version')} is not {STATE_VERSION}")
         self.meta = meta
         if (self.path / "events.parquet").exists():
             # conform: a state written before a canonical column existed gets it as nulls

@@ -165,3 +165,18 @@ def test_files_read_in_full_are_not_read_again_and_a_rewritten_one_is(tmp_path, 
     third = run_detect([src1, src2], out, state=state)
     assert third["records"]["files_read"] == 1 and third["records"]["alreadyInState"] > 0
     assert third["emitted"]["events"] == 0
+
+
+@pytest.mark.parametrize("broken", ["events.parquet", "meta.json"])
+def test_a_broken_state_is_one_clear_error_and_is_left_as_it_was(tmp_path, two_days, broken):
+    from insights_kit.readers import InputError
+
+    (d1, src1), _ = sorted(two_days.items())
+    state = tmp_path / "state"
+    run_detect([src1], tmp_path / "out", state=state, **_window(d1))
+    target = state / broken
+    target.write_bytes(target.read_bytes()[:40])
+    before = {p.name: p.read_bytes() for p in state.iterdir() if p.is_file()}
+    with pytest.raises(InputError, match="unreadable.*restore it from a backup"):
+        run_detect([src1], tmp_path / "out", state=state, **_window(d1))
+    assert {p.name: p.read_bytes() for p in state.iterdir() if p.is_file()} == before
