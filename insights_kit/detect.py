@@ -265,6 +265,7 @@ def _detect_units(
                         keep_history=keep_history, changed_since=(changed or {}).get((account or "", region)))
         if executor == "local" or not lake:
             # One materialised frame per unit: every detector reads it, and a lake is scanned once.
+            # keep_history is a --state run, whose lf is the state's events then the new ones
             task = replace(task, lake=None, frame=_unit_frame(lf, account, region, home, by_id=keep_history))
         if executor == "local":
             results.append(run_unit_task(task, detectors))
