@@ -49,7 +49,7 @@ import polars as pl
 
 from scipy import special
 
-from insights_kit.detectors._rate import RateConfig, _sf, _sig, _upper, score_minutes
+from insights_kit.detectors._rate import RateConfig, _sf, _sig, _upper, exposure_by_hour, score_minutes
 from insights_kit.features import window_sums
 from insights_kit.schema import UTC_DATETIME
 
@@ -184,7 +184,7 @@ def _binom_sf(x: np.ndarray, n: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 def _share_rows(
     history: pl.DataFrame, query: pl.DataFrame, *, keys: list[str], w: int, config: RateConfig, k: int,
-    exposure: pl.LazyFrame, exposure_keys: list[str], data_start: datetime,
+    exposure: pl.LazyFrame, exposure_keys: list[str], data_start: datetime, exposure_hourly: pl.DataFrame,
 ) -> pl.DataFrame:
     """The error **share** test at scale ``w``: errors so far in the bucket given the calls so far.
 
@@ -212,11 +212,15 @@ def _share_rows(
 
     exp = exposure if need_exp is None else exposure.join(need_exp.lazy(), on=exposure_keys, how="semi",
                                                           nulls_equal=True)
+    exp_hourly = exposure_hourly.lazy() if need_exp is None else exposure_hourly.lazy().join(
+        need_exp.lazy(), on=exposure_keys, how="semi", nulls_equal=True)
+    calls_win = window_sums(hours.lazy().select(*exposure_keys, "hour").unique(), exp_hourly, by=exposure_keys,
+                            at="hour", windows=win, values=["s1"]).rename({"s1_win": "_c_win"})
     hist = history.lazy().join(hours.lazy().select(keys).unique(), on=keys, how="semi", nulls_equal=True)
     base = (
         hours.lazy()
         .join(windowed(hist, keys, "_e_win"), on=[*keys, "hour"], how="left", nulls_equal=True)
-        .join(windowed(exp, exposure_keys, "_c_win"), on=[*exposure_keys, "hour"], how="left", nulls_equal=True)
+        .join(calls_win, on=[*exposure_keys, "hour"], how="left", nulls_equal=True)
         .with_columns(((pl.col("_e_win").fill_null(0) + config.prior_errors)
                        / (pl.col("_c_win").fill_null(0) + config.prior_calls)).alias("p_base"),
                       (pl.col("_e_win").fill_null(0)).alias("_e_win"))
@@ -295,12 +299,14 @@ def scan_scales(
     share = exposure is not None and getattr(config, "share_test", False)
     k = len(config.scales) * (2 if share else 1)  # the share test is a second family of tests
     exposure = None if exposure is None else exposure.lazy()
+    # Calls per hour are the same at every scale (buckets divide hours): rolled up once here.
+    exposure_hourly = None if exposure is None else exposure_by_hour(exposure, exposure_keys)
 
     def one_scale(w: int) -> list[pl.DataFrame]:
         out = []
         if share:
             rows = _share_rows(history, query, keys=keys, w=w, config=config, k=k, exposure=exposure,
-                               exposure_keys=exposure_keys, data_start=data_start)
+                               exposure_keys=exposure_keys, data_start=data_start, exposure_hourly=exposure_hourly)
             if rows.height:
                 out.append(rows.filter(pl.col("hot") | pl.col("start")))
         cfg = _scale_config(config, w, k)
@@ -309,7 +315,7 @@ def scan_scales(
         query_w = hist_w if query is history else _bucketed(query, keys, w).collect()  # the first pass
         scored = score_minutes(hist_w, query_w,
                                keys=keys, data_start=data_start, config=cfg, exposure=exp_w,
-                               exposure_keys=exposure_keys, block_minutes=w)
+                               exposure_keys=exposure_keys, block_minutes=w, exposure_hourly=exposure_hourly)
         hot = scored.filter("hot")
         if hot.height:
             rows = _minute_rows(hot, query, history, keys=keys, w=w, config=config, k=k, exposure=exposure,

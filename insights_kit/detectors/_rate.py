@@ -329,6 +329,7 @@ def score_minutes(
     exposure_keys: Sequence[str] = (),
     prefilter: bool = True,
     block_minutes: int = 1,
+    exposure_hourly: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Expected count, p-value and hot/start flags for the ``query`` minutes of each series.
 
@@ -356,6 +357,10 @@ def score_minutes(
         Width of the time buckets in ``counts`` and ``query`` (their ``minute`` column holds
         each bucket's start, aligned to the hour): every mean and variance is then per bucket.
         ``config.min_expected`` is per bucket too (the multi-scale caller scales it).
+    exposure_hourly : pl.DataFrame, optional
+        ``exposure``'s calls per hour (``exposure_keys..., hour, s1``; :func:`exposure_by_hour`),
+        when the caller scores several scales of one exposure: the baseline window's calls are
+        read from it instead of rolling ``exposure`` up again (the same sums: buckets divide hours).
 
     Returns
     -------
@@ -399,7 +404,7 @@ def score_minutes(
     lam = pl.col("_lam1")
     if exposure is not None:
         comps = _with_exposure_window(comps.filter(pl.col("_sid").is_in(rows["_sid"].unique().implode())), dim,
-                                      exposure, list(exposure_keys), config)
+                                      exposure, list(exposure_keys), config, hourly=exposure_hourly)
         rows = rows.join(comps.select("_sid", "H", "p_base"), on=["_sid", "H"], how="left")
         rows = rows.with_columns(pl.col("p_base").fill_null(config.prior_errors / config.prior_calls))
         rows = _with_exposure_minute(rows, dim, exposure, list(exposure_keys))
@@ -444,12 +449,29 @@ def _exposure_ids(dim: pl.DataFrame, exposure: pl.LazyFrame | pl.DataFrame, exp_
     return need.select("_sid", pl.col("_sid").alias("_eid")), exp
 
 
+def exposure_by_hour(exposure: pl.LazyFrame | pl.DataFrame, exposure_keys: Sequence[str]) -> pl.DataFrame:
+    """Calls per (exposure key, UTC hour): ``exposure_keys..., hour, s1`` (see ``score_minutes``)."""
+    return hourly_sums(exposure.lazy(), by=list(exposure_keys)).select(*exposure_keys, "hour", "s1").collect()
+
+
 def _with_exposure_window(comps: pl.DataFrame, dim: pl.DataFrame, exposure: pl.LazyFrame | pl.DataFrame,
-                          exp_keys: list[str], config: RateConfig) -> pl.DataFrame:
+                          exp_keys: list[str], config: RateConfig, *,
+                          hourly: pl.DataFrame | None = None) -> pl.DataFrame:
     """p_base = (errors + prior_errors) / (calls + prior_calls) over the baseline window."""
-    sid2eid, exp = _exposure_ids(dim, exposure, exp_keys, comps["_sid"].unique())
+    if hourly is None:
+        sid2eid, exp = _exposure_ids(dim, exposure, exp_keys, comps["_sid"].unique())
+        by_hour = hourly_sums(exp, by=["_eid"])
+    else:  # the same sums, already rolled up by the caller
+        need = dim.filter(pl.col("_sid").is_in(comps["_sid"].unique().implode()))
+        if exp_keys:
+            sid2eid = need.select("_sid", pl.col("_sid").alias("_eid"))
+            by_hour = hourly.lazy().join(need.lazy().select(pl.col("_sid").alias("_eid"), *exp_keys), on=exp_keys,
+                                         how="inner", nulls_equal=True).select("_eid", "hour", "s1")
+        else:
+            sid2eid = need.select("_sid", pl.lit(0, pl.UInt32).alias("_eid"))
+            by_hour = hourly.lazy().select(pl.lit(0, pl.UInt32).alias("_eid"), "hour", "s1")
     c = comps.lazy().join(sid2eid.lazy(), on="_sid", how="left")
-    calls = window_sums(c.select("_eid", "H").unique(), hourly_sums(exp, by=["_eid"]), by=["_eid"], at="H",
+    calls = window_sums(c.select("_eid", "H").unique(), by_hour, by=["_eid"], at="H",
                         windows={"win": timedelta(days=config.baseline_days)}, values=["s1"])
     return c.join(calls.rename({"s1_win": "calls_win"}), on=["_eid", "H"], how="left").with_columns(
         ((pl.col("s1_win") + config.prior_errors) / (pl.col("calls_win").fill_null(0) + config.prior_calls))
