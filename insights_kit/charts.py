@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import html
 import math
-import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -466,15 +465,6 @@ def _empty(message: str) -> alt.Chart:
 # --------------------------------------------------------------------------- output
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_chart(chart: alt.TopLevelMixin, path_without_ext: str | Path) -> dict[str, str]:
     """Write ``<path>.svg`` and ``<path>.png`` offline (vl-convert); their paths by format.
 
@@ -482,19 +472,18 @@ def save_chart(chart: alt.TopLevelMixin, path_without_ext: str | Path) -> dict[s
     vl-convert's own PNG path does the same after compiling the spec a second time, so the
     bytes are identical at half the cost.
     """
+    import io
+
     import vl_convert as vlc
 
+    from insights_kit.lake import atomic_write_bytes, atomic_write_text
+
     base = Path(path_without_ext)
-    base.parent.mkdir(parents=True, exist_ok=True)
     svg_path, png_path = base.with_name(f"{base.name}.svg"), base.with_name(f"{base.name}.png")
-    tmp = base.with_name(f"{base.name}.svg.tmp-{os.getpid()}")
-    try:
-        chart.save(str(tmp), format="svg")  # altair's spec (data inlined, validated) and vl-convert call
-        svg = tmp.read_text(encoding="utf-8")
-        os.replace(tmp, svg_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _atomic_write(png_path, vlc.svg_to_png(svg, scale=2))
+    text = io.StringIO()
+    chart.save(text, format="svg")  # altair's spec (data inlined, validated) and vl-convert call
+    atomic_write_text(svg_path, text.getvalue())
+    atomic_write_bytes(png_path, vlc.svg_to_png(text.getvalue(), scale=2))
     return {"svg": str(svg_path), "png": str(png_path)}
 
 

@@ -615,15 +615,14 @@ def _run_detect(
     else:
         # The events new to the state are streamed to a spill file beside it (the first run over
         # a lake is all new); neither they nor the state's are ever whole in memory.
-        loaded_count = loaded.events.select(pl.len()).collect().item()
         spill = _spill_path(st.path)
         loaded.events.join(st.events.select("eventId"), on="eventId", how="anti").sink_parquet(spill)
         loaded.events = pl.LazyFrame(schema=EVENT_SCHEMA)  # an in-memory load is released here
-        fresh = pl.scan_parquet(spill)
-        already = loaded_count - fresh.select(pl.len()).collect().item()
+        fresh = conform(pl.scan_parquet(spill))
+        already = loaded.stats.loaded - fresh.select(pl.len()).collect().item()
         # Late events: new to us, but older than the end of what the previous run saw.
         late = fresh.filter(pl.col("eventTime") < watermark).select(pl.len()).collect().item() if watermark else 0
-        events_lf = pl.concat([st.events, conform(fresh)], how="vertical")
+        events_lf = pl.concat([st.events, fresh], how="vertical")
 
     requested = home_region or cfg.detect.home_region or None
     # A state of an older version records one region for every account.
@@ -633,7 +632,7 @@ def _run_detect(
     changed = None
     if st.path is not None:  # each unit's oldest new event: a detector reworks nothing older
         changed = {(account or "", region): first for account, region, first in (
-            analysis_events(conform(fresh), home_region=home).drop_nulls("analysisRegion")
+            analysis_events(fresh, home_region=home).drop_nulls("analysisRegion")
             .group_by("recipientAccountId", "analysisRegion").agg(pl.col("eventTime").min())
             .collect().iter_rows())}  # fmt: skip
     last_event = events_lf.select(pl.col("eventTime").max()).collect().item()

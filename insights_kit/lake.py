@@ -16,6 +16,8 @@ from __future__ import annotations
 import io
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -27,6 +29,23 @@ QUARANTINE_DIR = "quarantine"
 SUMMARIES_DIR = "summaries"
 
 
+@contextmanager
+def _replacing(path: str | Path) -> Iterator[Path]:
+    """Yield ``path.tmp-<pid>`` (parents created) to write; when the block ends, sync it and
+    rename it over `path`. On an error nothing is renamed and the temporary file is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to `path` via ``path.tmp-<pid>`` + ``os.replace`` (parents created).
 
@@ -34,18 +53,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     --------
     >>> atomic_write_bytes("/tmp/example.bin", b"abc")  # doctest: +SKIP
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with _replacing(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def _running(pid: int) -> bool:
@@ -104,20 +113,10 @@ def atomic_write_parquet(df: pl.DataFrame, path: str | Path) -> None:
 def atomic_sink_parquet(lf: pl.LazyFrame, path: str | Path) -> None:
     """Stream `lf` to Parquet (zstd, statistics on) at `path` atomically, never whole in memory.
 
-    Written to ``path.tmp-<pid>``, synced, then renamed over `path`; `lf` may scan `path`
-    itself (the old file is read to the end before the rename).
+    `lf` may scan `path` itself: the old file is read to the end before the rename.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    try:
+    with _replacing(path) as tmp:
         lf.sink_parquet(tmp, compression="zstd", statistics=True)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def events_root(path: str | Path) -> Path:

@@ -777,9 +777,13 @@ def load(
         kept = _in_days(files, lo, hi)
         stats.files_pruned = len(files) - len(kept)
         files = kept
+    # Keys are taken before reading: a file that grows while it is read gets a new key, and is
+    # read again next time rather than remembered as read in full.
+    keys = {str(f): read_key(f) for f in files} if track_read or already_read else {}
+    key_of = lambda f: keys.get(str(f)) or read_key(f)  # noqa: E731 - objects' keys cost nothing
     if already_read:  # local files a --state run read in full before (objects were left out when listed)
         known = frozenset(already_read)
-        unread = [f for f in files if isinstance(f, objects.RemoteFile) or read_key(f) not in known]
+        unread = [f for f in files if isinstance(f, objects.RemoteFile) or keys[str(f)] not in known]
         stats.files_already_read += len(files) - len(unread)
         files = unread
     window = _window(since, until)
@@ -788,7 +792,7 @@ def load(
         lazy = _load_parquet_lazily(files, window, stats)
         if lazy is not None:
             # A lake's files are complete when their date partition ends by `until`.
-            complete = [read_key(f) for f in (files if track_read else remote) if until is None
+            complete = [key_of(f) for f in (files if track_read else remote) if until is None
                         or ((d := path_date(f.key if isinstance(f, objects.RemoteFile) else str(f))) is not None
                             and d + timedelta(days=1) <= until.date())]
             return LoadResult(lazy, pl.DataFrame(schema=QUARANTINE_SCHEMA), stats, warnings, complete, True)
@@ -818,7 +822,7 @@ def load(
     beyond = set() if until is None else set(
         events.filter(pl.col("eventTime") >= until).get_column("sourceFile").str.replace(r"!.*$", "").unique()
     )
-    read_objects = [read_key(f) for f in (files if track_read else remote) if str(f) not in beyond]
+    read_objects = [key_of(f) for f in (files if track_read else remote) if str(f) not in beyond]
     before = len(events)
     if window is not None:
         events = events.filter(window)

@@ -433,19 +433,20 @@ def _empty_scored(dim: pl.DataFrame, cols: list[str], *, with_calls: bool) -> pl
 
 
 def _exposure_ids(dim: pl.DataFrame, exposure: pl.LazyFrame | pl.DataFrame, exp_keys: list[str],
-                  sids: pl.Series) -> tuple[pl.DataFrame, pl.LazyFrame]:
-    """Exposure of the series ``sids`` only, as (``_sid -> _eid`` map, ``_eid, minute, count``).
+                  sids: pl.Series, *, at: str = "minute", value: str = "count") -> tuple[pl.DataFrame, pl.LazyFrame]:
+    """Exposure of the series ``sids`` only, as (``_sid -> _eid`` map, ``_eid, <at>, <value>``).
 
     With keys, each series gets its own exposure (``_eid = _sid``), restricted to the few series
     still being evaluated so the roll-up of all calls is never materialised; an empty key list
-    means one unit-wide exposure series (``_eid = 0``) shared by all.
+    means one unit-wide exposure series (``_eid = 0``) shared by all. ``at``/``value``: the
+    exposure's time and count columns (``hour``/``s1`` for :func:`exposure_by_hour`'s).
     """
     need = dim.filter(pl.col("_sid").is_in(sids.implode()))
     if not exp_keys:  # rolled up here too: a caller may pass bucketed minutes with several rows each
         return need.select("_sid", pl.lit(0, pl.UInt32).alias("_eid")), exposure.lazy().group_by(
-            pl.lit(0, pl.UInt32).alias("_eid"), "minute").agg(pl.col("count").sum())
+            pl.lit(0, pl.UInt32).alias("_eid"), at).agg(pl.col(value).sum())
     exp = exposure.lazy().join(need.lazy().select("_sid", *exp_keys), on=exp_keys, how="inner", nulls_equal=True)
-    exp = exp.group_by(pl.col("_sid").alias("_eid"), "minute").agg(pl.col("count").sum())  # raw rows allowed
+    exp = exp.group_by(pl.col("_sid").alias("_eid"), at).agg(pl.col(value).sum())  # raw rows allowed
     return need.select("_sid", pl.col("_sid").alias("_eid")), exp
 
 
@@ -457,19 +458,12 @@ def exposure_by_hour(exposure: pl.LazyFrame | pl.DataFrame, exposure_keys: Seque
 def _with_exposure_window(comps: pl.DataFrame, dim: pl.DataFrame, exposure: pl.LazyFrame | pl.DataFrame,
                           exp_keys: list[str], config: RateConfig, *,
                           hourly: pl.DataFrame | None = None) -> pl.DataFrame:
-    """p_base = (errors + prior_errors) / (calls + prior_calls) over the baseline window."""
-    if hourly is None:
-        sid2eid, exp = _exposure_ids(dim, exposure, exp_keys, comps["_sid"].unique())
-        by_hour = hourly_sums(exp, by=["_eid"])
-    else:  # the same sums, already rolled up by the caller
-        need = dim.filter(pl.col("_sid").is_in(comps["_sid"].unique().implode()))
-        if exp_keys:
-            sid2eid = need.select("_sid", pl.col("_sid").alias("_eid"))
-            by_hour = hourly.lazy().join(need.lazy().select(pl.col("_sid").alias("_eid"), *exp_keys), on=exp_keys,
-                                         how="inner", nulls_equal=True).select("_eid", "hour", "s1")
-        else:
-            sid2eid = need.select("_sid", pl.lit(0, pl.UInt32).alias("_eid"))
-            by_hour = hourly.lazy().select(pl.lit(0, pl.UInt32).alias("_eid"), "hour", "s1")
+    """p_base = (errors + prior_errors) / (calls + prior_calls) over the baseline window.
+
+    ``hourly``: :func:`exposure_by_hour` of ``exposure``, when the caller has it already.
+    """
+    hourly = exposure_by_hour(exposure, exp_keys) if hourly is None else hourly
+    sid2eid, by_hour = _exposure_ids(dim, hourly, exp_keys, comps["_sid"].unique(), at="hour", value="s1")
     c = comps.lazy().join(sid2eid.lazy(), on="_sid", how="left")
     calls = window_sums(c.select("_eid", "H").unique(), by_hour, by=["_eid"], at="H",
                         windows={"win": timedelta(days=config.baseline_days)}, values=["s1"])
