@@ -462,10 +462,16 @@ def rate_incidents(
     exposure: pl.LazyFrame | None = None,
     exposure_keys: Sequence[str] = (),
     counters: dict[str, int] | None = None,
+    query: pl.DataFrame | None = None,
+    masks_out: list[pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
     """Every incident of the series in ``counts``, with baselines that exclude incidents.
 
     Returns the incident rows of :func:`segment` plus ``model`` (JSON) and ``endReason``.
+    ``query``: the rows scored (default: all of ``counts``, which stays the history); a
+    ``--state`` run passes a series' minutes after a quiet gap it already judged
+    (:mod:`insights_kit.detectors._reuse`). ``masks_out``: a list that receives the minutes the
+    baselines left out (``keys..., minute``).
 
     Examples
     --------
@@ -473,9 +479,10 @@ def rate_incidents(
     ...                config=CallRateConfig())  # doctest: +SKIP
     """
     keys = list(keys)
+    query = counts if query is None else query
     common = dict(keys=keys, data_start=data_start, config=config, exposure=exposure, exposure_keys=exposure_keys)
     seg = dict(keys=keys, config=config, data_end=data_end, learning_end=learning_end)
-    inc = segment(scan_scales(counts, counts, **common), counts, counters=counters, **seg)
+    inc = segment(scan_scales(counts, query, **common), query, counters=counters, **seg)
     masked = pl.DataFrame(schema={**{k: counts.schema[k] for k in keys}, "minute": UTC_DATETIME})
     accept = timedelta(hours=config.accept_after_hours)
     for _ in range(config.mask_passes if config.accept_after_hours > 0 else 0):
@@ -487,7 +494,7 @@ def rate_incidents(
             # from one bucket before the start: calls before the estimated onset are the incident's too
             inc.lazy().select(*keys, (pl.col("startTime") - pl.duration(minutes=pl.col("scale"))).alias("startTime"),
                               until.alias("_until"))
-            .join(counts.lazy().select(*keys, "minute"), on=keys, how="inner", nulls_equal=True)
+            .join(query.lazy().select(*keys, "minute"), on=keys, how="inner", nulls_equal=True)
             .filter((pl.col("minute") >= pl.col("startTime")) & (pl.col("minute") < pl.col("_until")))
             .select(*keys, "minute").unique().collect()
         )
@@ -498,10 +505,12 @@ def rate_incidents(
         again = masked.select(keys).unique()
         history = counts.join(again, on=keys, how="semi", nulls_equal=True).join(
             masked, on=[*keys, "minute"], how="anti", nulls_equal=True)
-        query = counts.join(again, on=keys, how="semi", nulls_equal=True)
-        redone = segment(scan_scales(history, query, **common), query, **seg)
+        scored = query.join(again, on=keys, how="semi", nulls_equal=True)
+        redone = segment(scan_scales(history, scored, **common), scored, **seg)
         kept = inc.join(again, on=keys, how="anti", nulls_equal=True)
         inc = pl.concat([kept, redone], how="diagonal_relaxed") if redone.height else kept
+    if masks_out is not None:
+        masks_out.append(masked)
     if inc.is_empty():
         return inc
     # run ids of different passes collide: renumber (the error detector joins on them)

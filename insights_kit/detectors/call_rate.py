@@ -18,8 +18,8 @@ from typing import ClassVar
 
 import polars as pl
 
-from insights_kit.detectors._multiscale import rate_incidents
 from insights_kit.detectors._rate import API_KEYS, CallRateConfig, select_events
+from insights_kit.detectors._reuse import reusable_rate_incidents
 from insights_kit.detectors.base import Detector, UnitContext, conform_incidents
 from insights_kit.features import minute_counts
 
@@ -45,8 +45,8 @@ class CallRateDetector(Detector):
         cfg = self.config
         ev = select_events(events, cfg).filter(pl.col("eventTime") < ctx.data_end)
         counts = minute_counts(ev, by=API_KEYS).collect()
-        inc = rate_incidents(counts, keys=API_KEYS, data_start=ctx.data_start, data_end=ctx.data_end,
-                             learning_end=ctx.learning_end, config=cfg, counters=ctx.counters)
+        inc = reusable_rate_incidents(counts, name="rate_api_calls", ctx=ctx, keys=API_KEYS, config=cfg,
+                                      counters=ctx.counters)
         if inc.is_empty():
             return conform_incidents(inc.with_columns(pl.lit(None).alias("insightType")))
         inc = inc.with_columns(pl.lit(self.insight_type).alias("insightType"),

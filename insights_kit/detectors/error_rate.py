@@ -31,7 +31,7 @@ from typing import ClassVar
 
 import polars as pl
 
-from insights_kit.detectors._multiscale import rate_incidents
+from insights_kit.detectors._reuse import reusable_rate_incidents
 from insights_kit.detectors._rate import API_KEYS, ErrorRateConfig, select_events
 from insights_kit.detectors.base import Detector, UnitContext, conform_incidents
 from insights_kit.schema import UTC_DATETIME
@@ -67,10 +67,9 @@ class ErrorRateDetector(Detector):
         api_errors = roll(errors, API_KEYS)
         # rolled up once: every scale and pass of the multi-scale test reads the calls again
         api_calls = slim.group_by(*API_KEYS, "minute").agg(pl.len().cast(pl.Int64).alias("count")).lazy()
-        common = dict(data_start=ctx.data_start, data_end=ctx.data_end, learning_end=ctx.learning_end,
-                      counters=ctx.counters, config=cfg)
-        api = _or_empty(rate_incidents(api_errors, keys=API_KEYS, exposure=api_calls, exposure_keys=API_KEYS,
-                                       **common), API_KEYS)
+        common = dict(ctx=ctx, counters=ctx.counters, config=cfg)
+        api = _or_empty(reusable_rate_incidents(api_errors, name="rate_api_errors", keys=API_KEYS, exposure=api_calls,
+                                                exposure_keys=API_KEYS, **common), API_KEYS)
         callers = _caller_incidents(slim, common) if cfg.caller_level else None
         if callers is not None:
             api = _with_caller_incidents(api, *callers, api_errors, cfg)
@@ -84,8 +83,9 @@ class ErrorRateDetector(Detector):
             # It is the extra level, so it skips the baseline-masking passes (a third of the
             # detector's time): its incidents still end, they may end earlier.
             code_common = {**common, "config": dataclasses.replace(cfg, share_test=False, accept_after_hours=0.0)}
-            code = _or_empty(rate_incidents(code_errors, keys=["errorCode"], exposure=unit_calls, exposure_keys=[],
-                                            **code_common), ["errorCode"])
+            code = _or_empty(reusable_rate_incidents(code_errors, name="rate_error_codes", keys=["errorCode"],
+                                                     exposure=unit_calls, exposure_keys=[], **code_common),
+                             ["errorCode"])
             kept = _drop_described(code, api, errors, cfg.merge_share)
             ctx.counters["merged"] = ctx.counters.get("merged", 0) + code.height - kept.height
             if callers is not None:
@@ -112,7 +112,8 @@ def _caller_incidents(slim: pl.DataFrame, common: dict) -> tuple[pl.DataFrame, p
     errors = caller_errors.group_by("_caller", "minute").agg(pl.len().cast(pl.Int64).alias("count"))
     calls = (slim.join(caller_errors.select("_caller").unique(), on="_caller", how="semi")
              .group_by("_caller", "minute").agg(pl.len().cast(pl.Int64).alias("count")).lazy())
-    callers = rate_incidents(errors, keys=["_caller"], exposure=calls, exposure_keys=["_caller"], **common)
+    callers = reusable_rate_incidents(errors, name="rate_callers", keys=["_caller"], exposure=calls,
+                                      exposure_keys=["_caller"], **common)
     return None if callers.is_empty() else (callers, caller_errors)
 
 
