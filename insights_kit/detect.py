@@ -97,8 +97,9 @@ def detect_unit(
     allowlist: Allowlist | None = None,
     detectors: Sequence[Detector] | None = None,
     changed_since: datetime | None = None,
+    emitted: frozenset[str] = frozenset(),
 ) -> UnitResult:
-    """Run every detector on one unit and assemble its Insights events."""
+    """Run every detector on one unit and assemble its Insights events (but those in ``emitted``)."""
     learning_end = data_start + timedelta(hours=config.detect.learning_hours)
     ctx = UnitContext(
         account=account,
@@ -115,7 +116,7 @@ def detect_unit(
     incidents = incidents.sort(["startTime", "insightType", "insightObject", "errorCode"], nulls_last=True)
     # The unit is in memory (see _detect_units): assemble filters it per incident.
     frame = events.collect()
-    built = insight_events.assemble(incidents, frame, account=account, region=region)
+    built = insight_events.assemble(incidents, frame, account=account, region=region, skip=emitted)
     return UnitResult(
         account,
         region,
@@ -167,6 +168,7 @@ class UnitTask:
     frame: pl.DataFrame | None = None
     keep_history: bool = False  # only a --state run keeps what the detectors learned
     changed_since: datetime | None = None  # a --state run: the unit's oldest event new to the state
+    emitted: frozenset[str] = frozenset()  # a --state run: the ledger (events not made again)
 
 
 def _unit_frame(lf: pl.LazyFrame, account: str | None, region: str, home_region: str, *,
@@ -213,6 +215,7 @@ def run_unit_task(task: UnitTask, detectors: Sequence[Detector] | None = None) -
         allowlist=task.allowlist,
         detectors=detectors,
         changed_since=task.changed_since,
+        emitted=task.emitted,
     )
     if not task.keep_history:
         # A run without state would hold every unit's per-address tables until the end (and
@@ -235,6 +238,7 @@ def _detect_units(
     lake: tuple[tuple[str, ...], datetime | None, datetime | None] | None = None,
     keep_history: bool = False,
     changed: dict[tuple[str, str], datetime] | None = None,
+    emitted: frozenset[str] = frozenset(),
 ) -> list[UnitResult]:
     """Every unit of ``lf``, in (account, region) order, on ``executor``.
 
@@ -262,7 +266,8 @@ def _detect_units(
         history = (histories or {}).get((account or "", region), {})
         home = home_of(home_region, account)
         task = UnitTask(account, region, home, config, start, end, history, allowlist, lake=lake,
-                        keep_history=keep_history, changed_since=(changed or {}).get((account or "", region)))
+                        keep_history=keep_history, changed_since=(changed or {}).get((account or "", region)),
+                        emitted=emitted)
         if executor == "local" or not lake:
             # One materialised frame per unit: every detector reads it, and a lake is scanned once.
             # keep_history is a --state run, whose lf is the state's events then the new ones
@@ -312,16 +317,15 @@ def resolve_home_regions(
 
 
 def _tally(entry: dict[str, Any], r: UnitResult) -> int:
-    """Add a unit's events, Starts by type and open incidents to a summary entry; its End count."""
+    """Add a unit's events, Starts by type and open incidents to a summary entry; its End count.
+
+    Counted from the incidents (one Start each, and an End once closed), emitted before or not.
+    """
     entry["events"] += r.events
-    ends = 0
-    for e in r.insights:
-        if e["insightDetails"]["state"] == "Start":
-            entry["insights"][e["insightDetails"]["insightType"]] += 1
-        else:
-            ends += 1
+    for kind in r.incidents["insightType"].to_list():
+        entry["insights"][kind] += 1
     entry["open"] += int(r.incidents["endTime"].is_null().sum())
-    return ends
+    return int(r.incidents["endTime"].is_not_null().sum())
 
 
 def _summary(results: list[UnitResult], *, home_region: Home | None, config: Config) -> dict[str, Any]:
@@ -638,6 +642,7 @@ def _run_detect(
     last_event = events_lf.select(pl.col("eventTime").max()).collect().item()
     data_end = until or (_minute_ceiling(last_event + timedelta(microseconds=1)) if last_event else None)
     unit_meta = {k: v["dataStart"] for k, v in st.meta["units"].items()}
+    seen = frozenset(st.ledger["eventId"].to_list())
     results = _detect_units(
         events_lf,
         config=cfg,
@@ -652,11 +657,12 @@ def _run_detect(
         lake=(tuple(map(str, sources)), read_since, until) if loaded.scanned and st.path is None else None,
         keep_history=st.path is not None,
         changed=changed,
+        emitted=seen,
     )
 
-    produced = sorted((e for r in results for e in r.insights), key=lambda e: (e["eventTime"], e["eventId"]))
-    seen = set(st.ledger["eventId"].to_list())
-    emitted = [e for e in produced if e["eventId"] not in seen]
+    # the units made only the events the ledger does not hold
+    emitted = sorted((e for r in results for e in r.insights), key=lambda e: (e["eventTime"], e["eventId"]))
+    produced = sum(r.incidents.height + int(r.incidents["endTime"].is_not_null().sum()) for r in results)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     store.write_events(out, emitted)
@@ -682,7 +688,7 @@ def _run_detect(
         "fromState": st.event_count,
         "analysed": sum(r.events for r in results),
     }
-    summary["emitted"] = {"events": len(emitted), "alreadyEmitted": len(produced) - len(emitted)}
+    summary["emitted"] = {"events": len(emitted), "alreadyEmitted": produced - len(emitted)}
     summary["notify"] = alert  # None: nothing to announce (or no webhook); else delivered/attempts/...
     if loaded.quarantine.height:
         qfile = out / "quarantine" / f"{_window_name(since, until)}.jsonl"

@@ -151,17 +151,33 @@ def _statistics(baseline: float, insight: float, duration: int, baseline_duratio
     }
 
 
+def event_ids(incident: dict[str, Any], *, account: str, region: str) -> list[str]:
+    """The ids of the events :func:`assemble` makes of ``incident``: its Start's, and its End's once closed."""
+    shared = _shared_id(incident, account=account, region=region)
+    return [guid(shared, "Start"), *([guid(shared, "End")] if incident["endTime"] is not None else [])]
+
+
+def _shared_id(incident: dict[str, Any], *, account: str, region: str) -> str:
+    return guid(account, region, incident["insightType"], incident["insightObject"], incident.get("errorCode"),
+                iso_minute(incident["startTime"]))
+
+
 def assemble(
-    incidents: pl.DataFrame, events: pl.DataFrame, *, account: str, region: str
+    incidents: pl.DataFrame, events: pl.DataFrame, *, account: str, region: str,
+    skip: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """Start and End Insights events for every incident of one unit.
 
     ``events`` are the unit's canonical events (history included) from which the
-    attributions are counted. Loops over incidents, never over events.
+    attributions are counted. Loops over incidents, never over events. ``skip``: ids of events
+    already emitted (a ``--state`` run's ledger), which are not made again.
     """
     out: list[dict[str, Any]] = []
     for incident in incidents.iter_rows(named=True):
-        out.extend(_incident_events(incident, events, account=account, region=region))
+        if skip and set(event_ids(incident, account=account, region=region)) <= skip:
+            continue
+        out.extend(e for e in _incident_events(incident, events, account=account, region=region)
+                   if e["eventId"] not in skip)
     return out
 
 
@@ -170,7 +186,7 @@ def _incident_events(incident: dict, events: pl.DataFrame, *, account: str, regi
     start: datetime = incident["startTime"]
     fired: datetime = incident["firedAt"] or start
     baseline_minutes = int(incident["baselineDuration"] or 0)
-    shared = guid(account, region, kind, incident["insightObject"], incident.get("errorCode"), iso_minute(start))
+    shared = _shared_id(incident, account=account, region=region)
     series = events.filter(series_predicate(incident))
     baseline_frame = series.filter(
         pl.col("eventTime").is_between(start - timedelta(minutes=baseline_minutes), start, closed="left")

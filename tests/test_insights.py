@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 
 from insights_kit.detectors.base import conform_incidents
-from insights_kit.insights import assemble, guid, round_sig, series_predicate
+from insights_kit.insights import assemble, event_ids, guid, round_sig, series_predicate
 from insights_kit.schema import conform
 
 T0 = datetime(2025, 3, 10, 14, 0, tzinfo=timezone.utc)
@@ -95,6 +95,16 @@ def test_open_incident_has_no_end_and_ids_are_deterministic():
     assert len(first) == 1 and first == again
     closed = assemble(_incident(), _events(), account="1", region="cn-shanghai")
     assert closed[0] == first[0]  # the Start does not change when the incident closes later
+
+
+def test_events_already_emitted_are_not_made_again():
+    start, end = assemble(_incident(), _events(), account="1", region="cn-shanghai")
+    ids = event_ids(_incident().row(0, named=True), account="1", region="cn-shanghai")
+    assert ids == [start["eventId"], end["eventId"]]
+    assert assemble(_incident(), _events(), account="1", region="cn-shanghai", skip=frozenset(ids[:1])) == [end]
+    assert assemble(_incident(), _events(), account="1", region="cn-shanghai", skip=frozenset(ids)) == []
+    # an open incident has only its Start's id
+    assert event_ids(_incident(end=False).row(0, named=True), account="1", region="cn-shanghai") == ids[:1]
 
 
 def test_guid_shape_and_series_predicates():
