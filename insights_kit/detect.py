@@ -500,6 +500,11 @@ class State:
             folder.mkdir(parents=True, exist_ok=True)
             for name, frame in sorted(tables.items()):
                 atomic_write_parquet(frame, folder / f"{name}.parquet")
+            # A table the unit's detectors no longer keep (a level with no incidents left, a type
+            # no longer selected) must not come back as the next run's history.
+            for stale in sorted(folder.glob("*.parquet")):
+                if stale.stem not in tables:
+                    stale.unlink()
         atomic_write_text(self.path / "meta.json", json.dumps(self.meta, indent=2, sort_keys=True) + "\n")
 
 

@@ -115,3 +115,17 @@ def test_kept_incidents_are_ignored_after_a_change_of_parameters_or_an_earlier_w
     assert _reuse._kept("level", _reuse._key(API_KEYS, [], other, later), later) is None
     earlier = _ctx(T0 + 6 * DAY, T0 + 5 * DAY, kept)
     assert _reuse._kept("level", _reuse._key(API_KEYS, [], CallRateConfig(), earlier), earlier) is None
+
+
+def test_a_table_a_unit_no_longer_keeps_is_gone_from_the_state(tmp_path):
+    from insights_kit.detect import State
+
+    state = State(tmp_path)
+    frame = pl.DataFrame({"x": [1]})
+    state.histories[("1234567890123456", "cn-hangzhou")] = {"level": frame, "level_meta": frame}
+    state.write()
+    again = State(tmp_path)
+    assert set(again.histories[("1234567890123456", "cn-hangzhou")]) == {"level", "level_meta"}
+    again.histories[("1234567890123456", "cn-hangzhou")] = {"level_meta": frame}  # no incidents left
+    again.write()
+    assert set(State(tmp_path).histories[("1234567890123456", "cn-hangzhou")]) == {"level_meta"}
