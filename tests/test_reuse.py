@@ -64,12 +64,14 @@ def test_run_by_run_with_kept_incidents_equals_one_run_each_time(seed, level, mo
     exposure = (pl.concat([counts, counts.select(API_KEYS).unique().join(steady, how="cross").select(counts.columns)])
                 .group_by(*API_KEYS, "minute").agg(pl.col("count").sum()).lazy() if level == "errors" else None)
     extra = dict(exposure=exposure, exposure_keys=API_KEYS) if level == "errors" else {}
-    scored_rows = []
+    scored_rows, busy_share = [], []
     real = _reuse.rate_incidents
 
     def counting(c, **kw):  # how many rows each run scored
         query = kw.get("query") if kw.get("query") is not None else c
         scored_rows.append(query.filter(pl.col("eventName") == "Rare").height)
+        busy = pl.col("eventName") == "Busy"
+        busy_share.append(query.filter(busy).height / max(c.filter(busy).height, 1))
         return real(c, **kw)
 
     monkeypatch.setattr(_reuse, "rate_incidents", counting)
@@ -101,6 +103,8 @@ def test_run_by_run_with_kept_incidents_equals_one_run_each_time(seed, level, mo
     # and later runs score only the new minutes of a series quiet between its calls (until its burst)
     before_burst = [i for i, cut in enumerate(cuts) if 0 < i and cut < T0 + 11 * DAY]
     assert [scored_rows[i] for i in before_burst] == [new_rows[i] for i in before_burst], (scored_rows, new_rows)
+    # a series never quiet is scored from reach() before its new minutes while it is calm
+    assert min(busy_share[1:]) < 0.25, busy_share
 
 
 def test_kept_incidents_are_ignored_after_a_change_of_parameters_or_an_earlier_window():

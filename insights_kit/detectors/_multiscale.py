@@ -330,7 +330,10 @@ def scan_scales(
         frames = [f for part in pool.map(one_scale, config.scales) for f in part]
     if not frames:
         return pl.DataFrame()
-    return pl.concat(frames, how="vertical_relaxed").sort(*keys, "minute", "scale", nulls_last=True)
+    # stable: at one minute and scale the share test's row stays before the count test's, whatever
+    # the frames' sizes (an unstable sort let a --state run's smaller frames pick the other one)
+    return pl.concat(frames, how="vertical_relaxed").sort(*keys, "minute", "scale", nulls_last=True,
+                                                          maintain_order=True)
 
 
 def _allowed_gap(config: RateConfig) -> pl.Expr:
@@ -364,7 +367,7 @@ def segment(
         scanned.lazy()
         .with_columns(pl.col("start") & (pl.col("minute") >= learning_end))
         # the start row of the smallest scale speaks for the minute, else its smallest hot scale
-        .sort(*keys, "minute", pl.col("start").not_(), "scale", nulls_last=True)
+        .sort(*keys, "minute", pl.col("start").not_(), "scale", nulls_last=True, maintain_order=True)
         .group_by(*keys, "minute", maintain_order=True)
         .agg(pl.all().first(), pl.col("hot").any().alias("_hot"), pl.col("start").any().alias("_start"),
              _allowed_gap(config).max().alias("_gap"))
@@ -463,15 +466,16 @@ def rate_incidents(
     exposure_keys: Sequence[str] = (),
     counters: dict[str, int] | None = None,
     query: pl.DataFrame | None = None,
-    masks_out: list[pl.DataFrame] | None = None,
+    trace: dict[str, pl.DataFrame] | None = None,
 ) -> pl.DataFrame:
     """Every incident of the series in ``counts``, with baselines that exclude incidents.
 
     Returns the incident rows of :func:`segment` plus ``model`` (JSON) and ``endReason``.
     ``query``: the rows scored (default: all of ``counts``, which stays the history); a
     ``--state`` run passes a series' minutes after a quiet gap it already judged
-    (:mod:`insights_kit.detectors._reuse`). ``masks_out``: a list that receives the minutes the
-    baselines left out (``keys..., minute``).
+    (:mod:`insights_kit.detectors._reuse`). ``trace``: a dict that receives the minutes the
+    baselines left out (``"masked"``) and those hot or starting at any scale in any pass
+    (``"hot"``), as ``keys..., minute``.
 
     Examples
     --------
@@ -482,8 +486,16 @@ def rate_incidents(
     query = counts if query is None else query
     common = dict(keys=keys, data_start=data_start, config=config, exposure=exposure, exposure_keys=exposure_keys)
     seg = dict(keys=keys, config=config, data_end=data_end, learning_end=learning_end)
-    inc = segment(scan_scales(counts, query, **common), query, counters=counters, **seg)
     masked = pl.DataFrame(schema={**{k: counts.schema[k] for k in keys}, "minute": UTC_DATETIME})
+    hot = [masked]
+
+    def scan(history: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
+        rows = scan_scales(history, scored, **common)
+        if trace is not None and rows.height:
+            hot.append(rows.select(*keys, "minute"))
+        return rows
+
+    inc = segment(scan(counts, query), query, counters=counters, **seg)
     accept = timedelta(hours=config.accept_after_hours)
     for _ in range(config.mask_passes if config.accept_after_hours > 0 else 0):
         if inc.is_empty():
@@ -506,11 +518,11 @@ def rate_incidents(
         history = counts.join(again, on=keys, how="semi", nulls_equal=True).join(
             masked, on=[*keys, "minute"], how="anti", nulls_equal=True)
         scored = query.join(again, on=keys, how="semi", nulls_equal=True)
-        redone = segment(scan_scales(history, scored, **common), scored, **seg)
+        redone = segment(scan(history, scored), scored, **seg)
         kept = inc.join(again, on=keys, how="anti", nulls_equal=True)
         inc = pl.concat([kept, redone], how="diagonal_relaxed") if redone.height else kept
-    if masks_out is not None:
-        masks_out.append(masked)
+    if trace is not None:
+        trace["masked"], trace["hot"] = masked, pl.concat(hot, how="vertical_relaxed").unique()
     if inc.is_empty():
         return inc
     # run ids of different passes collide: renumber (the error detector joins on them)
