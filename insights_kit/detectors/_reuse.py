@@ -133,6 +133,13 @@ def _query_starts(series: pl.DataFrame, masked: pl.DataFrame, hot: pl.DataFrame,
     return out.join(starts, on=keys, how="left", nulls_equal=True)
 
 
+def _since(frame, bounds: pl.DataFrame, keys: list[str], column: str):
+    """Rows of ``frame`` (eager or lazy) at or after their series' ``column`` in ``bounds`` (null: all)."""
+    joined = frame.join(bounds.lazy() if isinstance(frame, pl.LazyFrame) else bounds, on=keys, how="left",
+                        nulls_equal=True)
+    return joined.filter(pl.col(column).is_null() | (pl.col("minute") >= pl.col(column))).drop(column)
+
+
 def _before(frame: pl.DataFrame, starts: pl.DataFrame, keys: list[str], column: str) -> pl.DataFrame:
     """Rows of ``frame`` of series scored from ``_from`` whose ``column`` is before it."""
     if frame.is_empty():
@@ -197,12 +204,16 @@ def reusable_rate_incidents(
         mine = counts.join(changed, on=keys, how="semi", nulls_equal=True)
         starts = _query_starts(mine, kept_masked, kept_hot, open_series, keys, ctx, config)
         if changed.height:
-            query = (mine.join(starts, on=keys, how="left", nulls_equal=True)
-                     .filter(pl.col("_from").is_null() | (pl.col("minute") >= pl.col("_from"))).drop("_from"))
-            # a per-series exposure is read only for the series scored (a shared one stays whole)
-            exp = (exposure.join(changed.lazy(), on=keys, how="semi", nulls_equal=True)
-                   if exposure is not None and exposure_keys == keys else exposure)
-            fresh = rate_incidents(mine, exposure=exp, query=query, trace=trace, **score)
+            query = _since(mine, starts, keys, "_from")
+            # the baselines of minutes from _from on read no further back than the window
+            lows = starts.with_columns(pl.col("_from") - timedelta(days=config.baseline_days + 1))
+            history = _since(mine, lows, keys, "_from")
+            exp = exposure
+            if exposure is not None and exposure_keys == keys:  # per series: only those scored
+                exp = _since(exposure.join(changed.lazy(), on=keys, how="semi", nulls_equal=True), lows, keys, "_from")
+            elif exposure is not None and lows["_from"].null_count() == 0:  # shared: from the earliest
+                exp = exposure.filter(pl.col("minute") >= lows["_from"].min())
+            fresh = rate_incidents(history, exposure=exp, query=query, trace=trace, **score)
             fresh_masked, fresh_hot = trace["masked"], trace["hot"]
 
         def carried(frame: pl.DataFrame, column: str) -> list[pl.DataFrame]:
