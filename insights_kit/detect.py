@@ -325,7 +325,12 @@ def _tally(entry: dict[str, Any], r: UnitResult) -> int:
     for kind in r.incidents["insightType"].to_list():
         entry["insights"][kind] += 1
     entry["open"] += int(r.incidents["endTime"].is_null().sum())
-    return int(r.incidents["endTime"].is_not_null().sum())
+    return _closed(r.incidents)
+
+
+def _closed(incidents: pl.DataFrame) -> int:
+    """Incidents with an End (each has a Start too)."""
+    return int(incidents["endTime"].is_not_null().sum())
 
 
 def _summary(results: list[UnitResult], *, home_region: Home | None, config: Config) -> dict[str, Any]:
@@ -667,7 +672,7 @@ def _run_detect(
 
     # the units made only the events the ledger does not hold
     emitted = sorted((e for r in results for e in r.insights), key=lambda e: (e["eventTime"], e["eventId"]))
-    produced = sum(r.incidents.height + int(r.incidents["endTime"].is_not_null().sum()) for r in results)
+    produced = sum(r.incidents.height + _closed(r.incidents) for r in results)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     store.write_events(out, emitted)

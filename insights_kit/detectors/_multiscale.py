@@ -472,7 +472,7 @@ def rate_incidents(
 
     Returns the incident rows of :func:`segment` plus ``model`` (JSON) and ``endReason``.
     ``query``: the rows scored (default: all of ``counts``, which stays the history); a
-    ``--state`` run passes a series' minutes after a quiet gap it already judged
+    ``--state`` run passes each series' minutes from where new events can change its incidents
     (:mod:`insights_kit.detectors._reuse`). ``trace``: a dict that receives the minutes the
     baselines left out (``"masked"``) and those hot or starting at any scale in any pass
     (``"hot"``), as ``keys..., minute``.
@@ -487,7 +487,7 @@ def rate_incidents(
     common = dict(keys=keys, data_start=data_start, config=config, exposure=exposure, exposure_keys=exposure_keys)
     seg = dict(keys=keys, config=config, data_end=data_end, learning_end=learning_end)
     masked = pl.DataFrame(schema={**{k: counts.schema[k] for k in keys}, "minute": UTC_DATETIME})
-    hot = [masked]
+    hot = [masked]  # the (empty) frame gives the schema when nothing is hot
 
     def scan(history: pl.DataFrame, scored: pl.DataFrame) -> pl.DataFrame:
         rows = scan_scales(history, scored, **common)

@@ -79,16 +79,13 @@ def _kept(name: str, key: str, ctx: UnitContext) -> pl.DataFrame | None:
     return ctx.history.get(name, pl.DataFrame())
 
 
-def _changed_series(counts: pl.DataFrame, kept: pl.DataFrame, keys: list[str], ctx: UnitContext) -> pl.DataFrame:
+def _changed_series(counts: pl.DataFrame, open_series: pl.DataFrame, keys: list[str],
+                    ctx: UnitContext) -> pl.DataFrame:
     """Series with a minute at or after the first new event, or with an incident still open."""
-    parts = []
+    parts = [open_series.lazy()]
     if ctx.changed_since is not None:
         since = ctx.changed_since.replace(second=0, microsecond=0)
         parts.append(counts.lazy().filter(pl.col("minute") >= since).select(keys))
-    if kept.height:
-        parts.append(kept.lazy().filter(pl.col("endTime").is_null()).select(keys))
-    if not parts:
-        return counts.select(keys).clear()
     return pl.concat(parts, how="vertical_relaxed").unique().collect()
 
 
@@ -133,7 +130,8 @@ def _query_starts(series: pl.DataFrame, masked: pl.DataFrame, hot: pl.DataFrame,
     return out.join(starts, on=keys, how="left", nulls_equal=True)
 
 
-def _since(frame, bounds: pl.DataFrame, keys: list[str], column: str):
+def _since(frame: pl.DataFrame | pl.LazyFrame, bounds: pl.DataFrame, keys: list[str],
+           column: str) -> pl.DataFrame | pl.LazyFrame:
     """Rows of ``frame`` (eager or lazy) at or after their series' ``column`` in ``bounds`` (null: all)."""
     joined = frame.join(bounds.lazy() if isinstance(frame, pl.LazyFrame) else bounds, on=keys, how="left",
                         nulls_equal=True)
@@ -199,7 +197,7 @@ def reusable_rate_incidents(
     else:
         kept_masked, kept_hot = (ctx.history.get(f"{name}_{t}", minutes) for t in ("masked", "hot"))
         open_series = kept.filter(pl.col("endTime").is_null()).select(keys) if kept.height else minutes.select(keys)
-        changed = _changed_series(counts, kept, keys, ctx)
+        changed = _changed_series(counts, open_series, keys, ctx)
         fresh, fresh_masked, fresh_hot = pl.DataFrame(), minutes, minutes
         mine = counts.join(changed, on=keys, how="semi", nulls_equal=True)
         starts = _query_starts(mine, kept_masked, kept_hot, open_series, keys, ctx, config)
